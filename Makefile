@@ -1,0 +1,40 @@
+# Two commands: `make repro` (set everything up, run the pipeline on the default task) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DVC_NO_ANALYTICS := 1
+export WANDB_MODE := disabled
+export PYTHONWARNINGS := ignore
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup repro test test-fast bench clean-venv
+
+setup: $(STAMP)
+
+# torch first (the CPU wheel), then the pinned set in one resolve, then safety-gymnasium without
+# its unbuildable pygame pin, its Python 3.11 fix (idempotent) and this package (editable).
+$(STAMP): requirements.txt requirements-nodeps.txt tools/fix_safety_gymnasium.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==$$(sed -n 's/^torch==//p' requirements.txt)
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
+	$(BIN)/python tools/fix_safety_gymnasium.py
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+repro: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/python benchmarks/bench.py
+
+clean-venv:
+	rm -rf $(VENV)

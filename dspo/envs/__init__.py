@@ -1,0 +1,35 @@
+"""One function makes any registered task as a Gymnasium-API env with `info["cost"]`.
+
+Every env returned by :func:`make_env` follows the same contract, whatever the family:
+`reset(seed=...) -> (obs, info)` and `step(a) -> (obs, reward, terminated, truncated, info)`,
+with `info["cost"]` a float, float32 Box observation/action spaces, and episodes truncated at
+the task's `max_episode_steps`. Seeding is reproducible for all families (bullet-safety-gym
+ignores `reset(seed=...)`, so its wrapper seeds the simulator's random streams itself).
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+
+from dspo.tasks import BULLET, METADRIVE, SAFETY_GYM, TaskSpec, get_task
+
+
+def make_env(task: str | TaskSpec, seed: int | None = None) -> gym.Env:
+    """Build the env for `task` (a name or a TaskSpec); if `seed` is given, reset once with it."""
+    spec = task if isinstance(task, TaskSpec) else get_task(task)
+    if spec.family == BULLET:
+        from dspo.envs.bullet import make_bullet_env
+
+        env = make_bullet_env(spec)
+    elif spec.family == SAFETY_GYM:
+        from dspo.envs.safety_gym import make_safety_gym_env
+
+        env = make_safety_gym_env(spec)
+    elif spec.family == METADRIVE:
+        from dspo.envs.metadrive import make_metadrive_env
+
+        env = make_metadrive_env(spec)
+    else:  # the registry only holds the three families; guard against a bad hand-made spec
+        raise ValueError(f"task {spec.name!r} has unknown family {spec.family!r}")
+    if seed is not None:
+        env.reset(seed=seed)
+    return env

@@ -1,0 +1,1 @@
+"""Neural network modules (policies, discriminators, diffusion backbones)."""

@@ -1,0 +1,1 @@
+"""Training loops, one per learner, each readable top to bottom (CleanRL style)."""

@@ -1,0 +1,50 @@
+"""Stage collect: roll the behavior snapshots out, split D^S / D^U, write dataset + oracle + report."""
+from pathlib import Path
+
+import typer
+
+from dspo.artifacts import read_json, write_json
+from dspo.cli import stage, task_dirs
+from dspo.collect import (CollectConfig, SplitError, dataset_summary, episode_frame, plan_jobs, plot_dataset,
+                          run_jobs, split_episodes, write_tables)
+from dspo.config import load_params, section
+from dspo.tasks import get_task
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@stage
+def main(task: str = typer.Option(..., help="task name from the registry"),
+         seed: int = typer.Option(0, help="base seed"),
+         params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
+    spec = get_task(task)
+    cfg = CollectConfig.from_params(section(load_params(params), "collect"))
+    dirs = task_dirs(task)
+    behavior_dir = dirs["models"] / "behavior"
+    index = read_json(behavior_dir / "index.json")
+    if index.get("task") != task:
+        raise SplitError(f"{behavior_dir / 'index.json'}: behavior agents were trained for {index.get('task')!r}, not {task!r}")
+    jobs = plan_jobs(index["snapshots"], behavior_dir, cfg, seed)
+    results = run_jobs(spec, jobs, cfg)
+    frame = episode_frame(spec, jobs, results)
+    demos, rest, problems = split_episodes(frame, cfg, seed)
+    if problems:
+        message = "; ".join(problems)
+        if cfg.strict:
+            raise SplitError(f"the collected episodes cannot give the required split: {message} "
+                             f"(train the behavior agents longer, add agents or mixtures, or set collect.strict=false)")
+        typer.echo(f"warning: split is incomplete: {message}", err=True)
+    episodes = [ep for job_eps in results for ep in job_eps]
+    kept = write_tables(spec, episodes, frame, demos, rest, seed, dirs["data"] / "dataset.parquet",
+                        dirs["data"] / "oracle.parquet")
+    summary = dataset_summary(spec, kept)
+    summary["split_problems"] = problems
+    write_json(summary, dirs["reports"] / "dataset.json")
+    plot_dataset(spec, kept, dirs["reports"] / "dataset.png")
+    typer.echo(f"{summary['episodes']} episodes ({summary['safe_demo']['episodes']} demos), "
+               f"safe fraction of D^U {summary['safe_fraction_unlabeled']:.2f} -> {dirs['data']}")
+
+
+if __name__ == "__main__":
+    app()
