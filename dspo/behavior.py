@@ -22,7 +22,7 @@ import torch
 
 from dspo.artifacts import save_torch, write_json
 from dspo.config import ParamError, require
-from dspo.envs import make_env
+from dspo.envs import make_env, spaces_of
 from dspo.rollout import check_obs_dim
 from dspo.tasks import TaskSpec
 
@@ -87,14 +87,17 @@ def train_agent(spec: TaskSpec, agent: AgentSpec, cfg: BehaviorConfig, seed: int
     from tianshou.env import DummyVectorEnv
 
     torch.set_num_threads(1)
-    env = make_env(spec)
+    env = make_env(spec)  # fsrl reads the spaces from it; closed before the training envs exist
+    spaces = spaces_of(env)
     agent_impl = PPOLagAgent(
         env, BaseLogger(), cost_limit=agent.cost_limit if agent.cost_limit is not None else 0.0,
         device="cpu", thread=1, seed=seed, hidden_sizes=cfg.hidden, lr=cfg.lr,
         use_lagrangian=agent.cost_limit is not None,
     )
-    train_envs = DummyVectorEnv([lambda: make_env(spec) for _ in range(cfg.train_envs)])
-    train_envs.seed([seed * 100 + i for i in range(cfg.train_envs)])
+    env.close()
+    n_train_envs = 1 if spec.one_env_per_process else cfg.train_envs
+    train_envs = DummyVectorEnv([lambda: make_env(spec) for _ in range(n_train_envs)])
+    train_envs.seed([seed * 100 + i for i in range(n_train_envs)])
     steps_per_snapshot = cfg.env_steps // cfg.snapshots
     rows = []
     for k in range(1, cfg.snapshots + 1):
@@ -105,15 +108,14 @@ def train_agent(spec: TaskSpec, agent: AgentSpec, cfg: BehaviorConfig, seed: int
         path = snapshot_path(out_dir, agent.name, env_steps)
         save_torch({
             "kind": "fsrl_actor", "task": spec.name, "agent": agent.name, "cost_limit": agent.cost_limit,
-            "env_steps": env_steps, "obs_dim": int(env.observation_space.shape[0]),
-            "act_low": env.action_space.low.tolist(), "act_high": env.action_space.high.tolist(),
+            "env_steps": env_steps, "obs_dim": spaces.obs_dim,
+            "act_low": spaces.act_low.tolist(), "act_high": spaces.act_high.tolist(),
             "actor": agent_impl.policy.actor.cpu(),
         }, path)
         rows.append({"agent": agent.name, "cost_limit": agent.cost_limit, "env_steps": env_steps,
                      "path": str(path.relative_to(out_dir))})
         print(f"[behavior] {agent.name}: snapshot at {env_steps} env steps", flush=True)
     train_envs.close()
-    env.close()
     return rows
 
 

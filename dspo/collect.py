@@ -140,6 +140,7 @@ def run_job(spec: TaskSpec, job: RolloutJob, n_envs: int) -> list[Episode]:
     import torch
 
     torch.set_num_threads(1)
+    n_envs = 1 if spec.one_env_per_process else n_envs
     envs = [make_env(spec) for _ in range(min(n_envs, len(job.seeds)))]
     obs_dim = envs[0].observation_space.shape[0]
     low, high = envs[0].action_space.low, envs[0].action_space.high

@@ -59,6 +59,7 @@ def rollout_episodes(spec: TaskSpec, act_fn: ActFn, seeds: Sequence[int], *, n_e
     seeds = list(seeds)
     own_envs = envs is None
     if own_envs:
+        n_envs = 1 if spec.one_env_per_process else n_envs
         envs = [make_env(spec) for _ in range(min(n_envs, len(seeds)))]
     low, high = envs[0].action_space.low, envs[0].action_space.high
     episodes: list[Episode] = []

@@ -30,6 +30,11 @@ class TaskSpec:
     reward_min: float  # DSRL reference R_min
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def one_env_per_process(self) -> bool:
+        """MetaDrive runs one engine per process: no lock-step or vectorized envs in one process."""
+        return self.family == METADRIVE
+
     def normalized_reward(self, episode_return: float) -> float:
         return (episode_return - self.reward_min) / (self.reward_max - self.reward_min)
 
@@ -48,8 +53,9 @@ def _safety_gym(name: str, env_id: str, r_max: float, r_min: float, steps: int =
     return TaskSpec(name, SAFETY_GYM, env_id, 20.0, steps, r_max, r_min)
 
 
-# MetaDrive settings used by DSRL: map difficulty -> (start_seed, number of blocks), and traffic density.
-METADRIVE_MAPS = {"easy": (0, 2), "medium": (100, 3), "hard": (200, 4)}
+# MetaDrive settings used by DSRL (dsrl/offline_metadrive/gym_envs.py): map difficulty ->
+# (start_seed, block sequence of its one 3-block map), and traffic density.
+METADRIVE_MAPS = {"easy": (0, "SCS"), "medium": (100, "XST"), "hard": (200, "TRO")}
 METADRIVE_TRAFFIC = {"sparse": 0.1, "mean": 0.15, "dense": 0.2}
 _METADRIVE_REWARD = {  # DSRL reference (R_max, R_min)
     "easysparse": (425.801, 20.094), "easymean": (425.824, 22.143), "easydense": (425.817, 19.711),

@@ -7,7 +7,7 @@ import typer
 from dspo.artifacts import write_json
 from dspo.cli import stage, task_dirs
 from dspo.config import ParamError, load_params, require, resolve_device, section
-from dspo.envs import make_env
+from dspo.envs import env_spaces
 from dspo.evaluation import eval_seeds, evaluate_policy
 from dspo.models.mlp import DeterministicPolicy
 from dspo.rollout import CheckpointMismatchError, check_obs_dim
@@ -18,7 +18,7 @@ from dspo.train.bc import policy_act_fn
 app = typer.Typer(add_completion=False)
 
 
-def load_policy(path: Path, task: str, env) -> DeterministicPolicy:
+def load_policy(path: Path, task: str, obs_dim: int) -> DeterministicPolicy:
     if not path.exists():
         raise FileNotFoundError(f"{path}: policy checkpoint not found (run its training stage first)")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -26,7 +26,7 @@ def load_policy(path: Path, task: str, env) -> DeterministicPolicy:
         raise CheckpointMismatchError(f"{path}: not a policy checkpoint (kind={ckpt.get('kind')!r})")
     if ckpt["task"] != task:
         raise CheckpointMismatchError(f"{path}: policy was trained on task {ckpt['task']!r}, not {task!r}")
-    check_obs_dim(ckpt["obs_dim"], env.observation_space.shape[0], f"policy {path}", task)
+    check_obs_dim(ckpt["obs_dim"], obs_dim, f"policy {path}", task)
     return DeterministicPolicy.from_checkpoint(ckpt)
 
 
@@ -44,9 +44,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     if not algo.replace("_", "").isalnum():
         raise ParamError(f"algo name {algo!r} must be alphanumeric with underscores")
     dirs = task_dirs(task)
-    env = make_env(spec)
-    policy = load_policy(dirs["models"] / algo / "policy.pt", task, env)
-    env.close()
+    policy = load_policy(dirs["models"] / algo / "policy.pt", task, env_spaces(spec).obs_dim)
     table, metrics = evaluate_policy(spec, policy_act_fn(policy, resolve_device(device)),
                                      eval_seeds(seed, episodes), n_envs, desc=f"evaluate {algo}")
     metrics["algo"] = algo

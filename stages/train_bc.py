@@ -8,7 +8,7 @@ from dspo.artifacts import save_torch
 from dspo.cli import stage, task_dirs
 from dspo.config import ParamError, load_params, resolve_device, section, seed_everything
 from dspo.curves import write_curve
-from dspo.envs import make_env
+from dspo.envs import env_spaces
 from dspo.schemas import SAFE_DEMO, read_dataset
 from dspo.tasks import get_task
 from dspo.train.bc import BCConfig, train_bc
@@ -34,12 +34,12 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     split = SPLITS_BY_ALGO[algo]
     if split is not None:
         data = data.select(data.split == split)
-    env = make_env(spec)
-    if data.obs_dim != env.observation_space.shape[0] or data.act_dim != env.action_space.shape[0]:
+    spaces = env_spaces(spec)
+    if data.obs_dim != spaces.obs_dim or data.act_dim != spaces.act_dim:
         raise ValueError(f"dataset has obs/action sizes {data.obs_dim}/{data.act_dim}, task {task!r} has "
-                         f"{env.observation_space.shape[0]}/{env.action_space.shape[0]}")
+                         f"{spaces.obs_dim}/{spaces.act_dim}")
     seed_everything(seed)
-    policy, curve = train_bc(data.obs, data.action, env.action_space.low, env.action_space.high, cfg,
+    policy, curve = train_bc(data.obs, data.action, spaces.act_low, spaces.act_high, cfg,
                              resolve_device(device), desc=algo)
     out = dirs["models"] / algo / "policy.pt"
     save_torch(policy.checkpoint(task, {"algo": algo, "train_pairs": int(len(data.obs))}), out)

@@ -8,7 +8,10 @@ ignores `reset(seed=...)`, so its wrapper seeds the simulator's random streams i
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gymnasium as gym
+import numpy as np
 
 from dspo.tasks import BULLET, METADRIVE, SAFETY_GYM, TaskSpec, get_task
 
@@ -33,3 +36,28 @@ def make_env(task: str | TaskSpec, seed: int | None = None) -> gym.Env:
     if seed is not None:
         env.reset(seed=seed)
     return env
+
+
+@dataclass(frozen=True)
+class EnvSpaces:
+    obs_dim: int
+    act_low: np.ndarray
+    act_high: np.ndarray
+
+    @property
+    def act_dim(self) -> int:
+        return len(self.act_low)
+
+
+def spaces_of(env: gym.Env) -> EnvSpaces:
+    return EnvSpaces(int(env.observation_space.shape[0]), env.action_space.low.astype(np.float32),
+                     env.action_space.high.astype(np.float32))
+
+
+def env_spaces(task: str | TaskSpec) -> EnvSpaces:
+    """Observation size and action bounds of a task (the env is built, read and closed again)."""
+    env = make_env(task)
+    try:
+        return spaces_of(env)
+    finally:
+        env.close()

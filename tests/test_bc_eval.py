@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+
+from dspo.evaluation import EVAL_SEED_START, eval_seeds, evaluate_policy
+from dspo.collect import plan_jobs, CollectConfig
+from dspo.tasks import get_task
+from dspo.train.bc import BCConfig, policy_act_fn, train_bc
+
+CFG = BCConfig(steps=400, batch_size=128, lr=3e-3, weight_decay=0.0, hidden=[64, 64], log_every=50)
+
+
+def test_bc_learns_a_known_mapping_within_bounds():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((2000, 4)).astype(np.float32)
+    w = rng.standard_normal((4, 2)).astype(np.float32)
+    actions = np.tanh(obs @ w * 0.5)
+    policy, curve = train_bc(obs, actions, np.array([-1, -1.0]), np.array([1, 1.0]), CFG, torch.device("cpu"))
+    assert curve["mse"].iloc[-1] < 0.2 * curve["mse"].iloc[0]
+    pred = policy_act_fn(policy)(obs * 100)  # far outside the data: still inside the bounds
+    assert pred.min() >= -1 and pred.max() <= 1
+
+
+def test_bc_weights_steer_the_fit():
+    obs = np.zeros((200, 1), dtype=np.float32)
+    actions = np.concatenate([np.full((100, 1), 0.5), np.full((100, 1), -0.5)]).astype(np.float32)
+    weights = np.concatenate([np.ones(100), np.zeros(100)])
+    policy, _ = train_bc(obs, actions, np.array([-1.0]), np.array([1.0]), CFG, torch.device("cpu"), weights=weights)
+    assert policy_act_fn(policy)(obs[:1])[0, 0] == pytest.approx(0.5, abs=0.05)
+
+
+def test_bc_refuses_empty_and_mismatched_input():
+    with pytest.raises(ValueError, match="selected split is empty"):
+        train_bc(np.zeros((0, 3)), np.zeros((0, 2)), np.array([-1, -1.0]), np.array([1, 1.0]), CFG, torch.device("cpu"))
+    with pytest.raises(ValueError, match="shape mismatch"):
+        train_bc(np.zeros((5, 3)), np.zeros((4, 2)), np.array([-1, -1.0]), np.array([1, 1.0]), CFG, torch.device("cpu"))
+
+
+def test_eval_seeds_are_disjoint_from_every_collection_seed():
+    seeds = eval_seeds(0, 20)
+    assert min(seeds) >= EVAL_SEED_START and len(set(seeds)) == 20
+    cfg = CollectConfig.from_params(dict(episodes_per_snapshot=50, noise=[0.0, 0.3], mix_pairs=[], mix_probs=[],
+                                         episodes_per_mix=0, n_safe_demos=2, demo_return_quantile=0.5,
+                                         max_unlabeled_episodes=10, min_safe_like_demos=0, min_unsafe_above_demos=0,
+                                         strict=False, n_envs=1, workers=1))
+    snaps = [{"agent": "a", "cost_limit": 5.0, "env_steps": k, "path": f"a/{k}.pt"} for k in range(10)]
+    jobs = plan_jobs(snaps, __import__("pathlib").Path("."), cfg, seed=99)
+    collect_seeds = {s for job in jobs for s in job.seeds}
+    assert max(collect_seeds) < EVAL_SEED_START
+    assert len(collect_seeds) == sum(len(j.seeds) for j in jobs)  # no seed reused across jobs
+
+
+def test_evaluate_policy_in_the_real_simulator():
+    spec = get_task("BallRun")
+    zero = lambda obs: np.zeros((len(obs), 2), dtype=np.float32)  # noqa: E731
+    table, metrics = evaluate_policy(spec, zero, eval_seeds(0, 3), n_envs=3)
+    assert metrics["episodes"] == 3 and len(table) == 3
+    assert metrics["normalized_reward"] == pytest.approx(table["normalized_reward"].mean())
+    assert metrics["safe"] == (metrics["normalized_cost"] <= 1)
+    again, _ = evaluate_policy(spec, zero, eval_seeds(0, 3), n_envs=1)
+    np.testing.assert_allclose(table["reward"], again["reward"], rtol=1e-5)  # batching does not change results
