@@ -58,10 +58,16 @@ def read_json(path: str | os.PathLike) -> dict:
 
 
 def save_torch(obj: Any, target: str | os.PathLike) -> None:
+    """torch.save via memory: its zip archive is named after the file, and a random temp name
+    would make identical checkpoints differ byte-wise (and look changed to DVC)."""
+    import io
+
     import torch
 
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def save_figure(fig, target: str | os.PathLike, dpi: int = 120) -> None:

@@ -107,7 +107,30 @@ EVAL_EPISODES = TableSpec(
     ),
 )
 
-TABLES = {spec.name: spec for spec in (DATASET, ORACLE, EVAL_EPISODES)}
+LABELED = TableSpec(  # label_safety: the discriminator's safety signal per episode (no oracle involved)
+    "labeled",
+    (
+        ("episode_id", "int"),
+        ("split", "str"),
+        ("return", "float"),
+        ("z", "float"),
+    ),
+    allowed_values=(("split", SPLITS),),
+)
+
+GENERATED = TableSpec(  # generate: diffusion samples, one row per step of each generated segment
+    "generated",
+    (
+        ("segment_id", "int"),
+        ("step", "int"),
+        ("obs", "obs"),
+        ("action", "act"),
+        ("return_condition", "float"),
+        ("z_condition", "float"),
+    ),
+)
+
+TABLES = {spec.name: spec for spec in (DATASET, ORACLE, EVAL_EPISODES, LABELED, GENERATED)}
 
 
 def _vector_column(values: np.ndarray, dim: int) -> pa.FixedSizeListArray:

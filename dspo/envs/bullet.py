@@ -13,38 +13,16 @@ import sys
 import gymnasium as gym
 import numpy as np
 
+from dspo.envs.common import ContractWrapper
 from dspo.tasks import TaskSpec
 
 
-class SeededBulletEnv(gym.Wrapper):
-    """Make `reset(seed=...)` reproducible and spaces float32 for a bullet-safety-gym env."""
+class SeededBulletEnv(ContractWrapper):
+    """bullet-safety-gym draws from the global numpy / python streams: seed them on a seeded reset."""
 
-    def __init__(self, env: gym.Env, max_episode_steps: int):
-        super().__init__(env)
-        self.observation_space = gym.spaces.Box(
-            -np.inf, np.inf, shape=env.observation_space.shape, dtype=np.float32
-        )
-        low = np.asarray(env.action_space.low, dtype=np.float32)
-        high = np.asarray(env.action_space.high, dtype=np.float32)
-        self.action_space = gym.spaces.Box(low, high, dtype=np.float32)
-        self._max_steps = max_episode_steps
-        self._t = 0
-
-    def reset(self, *, seed: int | None = None, options=None):
-        if seed is not None:
-            np.random.seed(seed)
-            random.seed(seed)
-            self.action_space.seed(seed)
-        self._t = 0
-        obs, info = self.env.reset(seed=seed, options=options)
-        return np.asarray(obs, dtype=np.float32), info
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._t += 1
-        truncated = bool(truncated) or self._t >= self._max_steps
-        info["cost"] = float(info.get("cost", 0.0))
-        return np.asarray(obs, dtype=np.float32), float(reward), bool(terminated), truncated, info
+    def seed_simulator(self, seed: int) -> None:
+        np.random.seed(seed)
+        random.seed(seed)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ import logging
 import gymnasium as gym
 import numpy as np
 
+from dspo.envs.common import box32
 from dspo.tasks import TaskSpec
 
 DSRL_BLOCKS = {"easy": "SCS", "medium": "XST", "hard": "TRO"}  # block sequence per level
@@ -52,11 +53,6 @@ def _offline_patch() -> None:
     BaseEngine.try_pull_asset = staticmethod(lambda: None)
 
 
-def _box32(space: gym.spaces.Box) -> gym.spaces.Box:
-    return gym.spaces.Box(np.asarray(space.low, np.float32), np.asarray(space.high, np.float32),
-                          shape=space.shape, dtype=np.float32)
-
-
 class MetaDriveSafeEnv(gym.Env):
     """DSRL-style SafeMetaDriveEnv with the dspo contract (5-tuple, float cost, float32 spaces)."""
 
@@ -71,8 +67,8 @@ class MetaDriveSafeEnv(gym.Env):
                                "or make this env in another process")
         self._env = SafeMetaDriveEnv(config)
         self._env.lazy_init()  # start the engine now, so that a second env fails loudly (above)
-        self.observation_space = _box32(self._env.observation_space)
-        self.action_space = _box32(self._env.action_space)
+        self.observation_space = box32(self._env.observation_space)
+        self.action_space = box32(self._env.action_space)
         self._start, self._n = int(config["start_seed"]), int(config["num_scenarios"])
         self._max_steps = max_episode_steps
         self._rng = np.random.default_rng()

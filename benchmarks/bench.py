@@ -1,0 +1,112 @@
+"""Benchmarks (not timed tests): simulator speed per family, lock-step vs single-env collection,
+and the wall time of each pipeline stage as last run by `dvc repro`.
+
+    python benchmarks/bench.py [--steps 2000] [--episodes 16] [--skip-metadrive]
+
+Prints markdown tables. Stage times come from `.dvc/tmp/dspo-stage-times.jsonl`, which every
+stage appends to when it finishes (see dspo/cli.py); run `dvc repro` first.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import typer
+
+warnings.filterwarnings("ignore")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dspo.cli import TIMINGS_LOG  # noqa: E402
+from dspo.envs import make_env  # noqa: E402
+from dspo.tasks import get_task  # noqa: E402
+
+FAMILY_TASKS = ["BallCircle", "CarCircle", "DroneRun", "SwimmerVelocity", "HopperVelocity", "PointGoal1",
+                "MetaDrive-easysparse"]
+app = typer.Typer(add_completion=False)
+
+
+def random_steps_per_second(task: str, steps: int) -> float:
+    env = make_env(task, seed=0)
+    rng = np.random.default_rng(0)
+    low, high = env.action_space.low, env.action_space.high
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(rng.uniform(low, high).astype(np.float32))
+        if terminated or truncated:
+            env.reset()
+    rate = steps / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def in_subprocess(task: str, steps: int) -> float:
+    """MetaDrive allows one engine per process, so it is measured in its own interpreter."""
+    code = f"import sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.bench import random_steps_per_second as f; print(f({task!r}, {steps}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def lockstep_rate(task: str, episodes: int, n_envs: int) -> float:
+    """Env steps/s of `rollout_episodes` with a torch MLP policy in the loop."""
+    import torch
+
+    from dspo.models.mlp import DeterministicPolicy
+    from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
+    from dspo.rollout import rollout_episodes
+    from dspo.train.bc import policy_act_fn
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    env = make_env(task)
+    obs_dim = env.observation_space.shape[0]
+    policy = DeterministicPolicy(GaussianNormalizer(np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32)),
+                                 BoundsNormalizer(env.action_space.low, env.action_space.high), [64, 64])
+    env.close()
+    start = time.perf_counter()
+    eps = rollout_episodes(get_task(task), policy_act_fn(policy), list(range(episodes)), n_envs=n_envs)
+    return sum(ep.length for ep in eps) / (time.perf_counter() - start)
+
+
+def stage_times() -> list[dict]:
+    path = REPO / TIMINGS_LOG
+    if not path.exists():
+        return []
+    latest = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        latest[(row["task"], row["stage"])] = row
+    return list(latest.values())
+
+
+@app.command()
+def main(steps: int = 2000, episodes: int = 16, skip_metadrive: bool = False) -> None:
+    print("## Simulator speed, random actions, one process\n\n| task | family | steps/s |\n|---|---|---|")
+    for task in FAMILY_TASKS:
+        spec = get_task(task)
+        if spec.one_env_per_process and skip_metadrive:
+            continue
+        rate = in_subprocess(task, steps) if spec.one_env_per_process else random_steps_per_second(task, steps)
+        print(f"| {task} | {spec.family} | {rate:,.0f} |")
+
+    print("\n## Collection with a torch policy in the loop (BallCircle, one process)\n")
+    print("| envs in lock-step | env steps/s |\n|---|---|")
+    for n_envs in (1, 8):
+        print(f"| {n_envs} | {lockstep_rate('BallCircle', episodes, n_envs):,.0f} |")
+
+    print("\n## Stage wall time (last `dvc repro` run of each stage)\n\n| task | stage | seconds | finished |")
+    print("|---|---|---|---|")
+    rows = stage_times()
+    if not rows:
+        print("| - | no stage timings yet: run `dvc repro` | - | - |")
+    for row in rows:
+        print(f"| {row['task']} | {row['stage']} | {row['seconds']:.1f} | {row['time']} |")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,65 @@
+"""The results table and reward-vs-cost scatter over every evaluated algorithm of a task."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from dspo.artifacts import atomic_path, read_json, save_figure
+from dspo.tasks import TaskSpec
+
+# Display names and order (paper §5); anything else is listed after, in name order.
+ALGO_NAMES = {"bc_all": "BC-All", "bc_safe": "BC-Safe", "td3bc": "TD3+BC", "iql": "IQL", "cql": "CQL",
+              "dwbc": "DWBC", "rgm": "RGM", "cdt_v": "CDT-V", "dspo": "DSPO", "analysis_oracle_dspo": "DSPO w/ true labels (upper bound)"}
+
+
+def collect_results(eval_files: list[Path]) -> pd.DataFrame:
+    rows = []
+    for path in eval_files:
+        m = read_json(path)
+        rows.append({"algo": m["algo"], "name": ALGO_NAMES.get(m["algo"], m["algo"]),
+                     "normalized_reward": m["normalized_reward"], "normalized_reward_std": m["normalized_reward_std"],
+                     "normalized_cost": m["normalized_cost"], "normalized_cost_std": m["normalized_cost_std"],
+                     "reward": m["reward"], "cost": m["cost"], "episodes": m["episodes"], "safe": m["safe"]})
+    order = {a: i for i, a in enumerate(ALGO_NAMES)}
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(by="algo", key=lambda s: s.map(lambda a: (order.get(a, len(order)), a))).reset_index(drop=True)
+
+
+def results_markdown(spec: TaskSpec, frame: pd.DataFrame) -> str:
+    safe = frame[frame["safe"]]
+    best = safe["normalized_reward"].idxmax() if len(safe) else None
+    lines = [f"# {spec.name}: results (κ = {spec.cost_limit:g}, {int(frame['episodes'].max())} evaluation episodes)", "",
+             "Normalized reward (R − R_min)/(R_max − R_min) and normalized cost C/κ, mean ± std over episodes; "
+             "safe = mean normalized cost ≤ 1. **Bold**: best reward among safe policies.", "",
+             "| algorithm | normalized reward | normalized cost | safe | reward | cost |", "|---|---|---|---|---|---|"]
+    for idx, row in frame.iterrows():
+        reward = f"{row.normalized_reward:.3f} ± {row.normalized_reward_std:.3f}"
+        if idx == best:
+            reward = f"**{reward}**"
+        lines.append(f"| {row['name']} | {reward} | {row.normalized_cost:.2f} ± {row.normalized_cost_std:.2f} | "
+                     f"{'yes' if row.safe else 'no'} | {row.reward:.1f} | {row.cost:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(spec: TaskSpec, eval_files: list[Path], md_path: Path, png_path: Path) -> pd.DataFrame:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = collect_results(eval_files)
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(results_markdown(spec, frame))
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for _, row in frame.iterrows():
+        ax.errorbar(row.normalized_cost, row.normalized_reward, xerr=row.normalized_cost_std,
+                    yerr=row.normalized_reward_std, fmt="o", capsize=3, label=row["name"])
+    ax.axvline(1.0, color="k", ls="--", lw=1, label="cost limit (normalized cost 1)")
+    ax.set_xlabel("normalized cost C/κ")
+    ax.set_ylabel("normalized reward")
+    ax.set_title(f"{spec.name}: reward vs cost per algorithm")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    save_figure(fig, png_path)
+    return frame

@@ -1,0 +1,101 @@
+"""End to end: the real `dvc repro` on a temporary copy of the repo with a tiny params set.
+
+Covers every stage in dvc.yaml with the real simulator and real training, then checks the DVC
+contract users rely on: a second `dvc repro` does nothing, changing only `eval.*` reruns only
+evaluation, and a collect run that cannot meet the split rules fails without touching the data.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dspo.artifacts import read_json
+from dspo.schemas import DATASET, read_dataset, read_frame, ORACLE
+from tests.conftest import REPO
+
+TINY = {
+    "behavior": {"agents": [{"name": "ppol_k5", "cost_limit": 5}, {"name": "ppo_reward", "cost_limit": None}],
+                 "env_steps": 4000, "snapshots": 2, "hidden": [32, 32], "episode_per_collect": 4},
+    "collect": {"episodes_per_snapshot": 4, "mix_probs": [0.5], "episodes_per_mix": 4, "n_safe_demos": 2,
+                "min_safe_like_demos": 0, "min_unsafe_above_demos": 0, "strict": False, "n_envs": 4},
+    "bc": {"steps": 200, "batch_size": 64, "hidden": [32, 32], "log_every": 50},
+    "eval": {"episodes": 3, "n_envs": 3},
+}
+
+
+def tiny_params() -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    return params
+
+
+def dvc(repo: Path, *args: str) -> str:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(repo),
+               DVC_NO_ANALYTICS="1", WANDB_MODE="disabled")
+    proc = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for item in ("dspo", "stages", "dvc.yaml"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / item)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    dvc(repo, "init", "-q")
+
+    out = dvc(repo, "repro")
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name in stages:
+        assert f"Running stage '{name}" in out, f"stage {name} did not run"
+
+    data = read_dataset(repo / "data/BallCircle/dataset.parquet", task="BallCircle")
+    assert set(data.split) == {"safe_demo", "unlabeled"}
+    assert not any("cost" in c for c in DATASET.columns())
+    oracle = read_frame(ORACLE, repo / "data/BallCircle/oracle.parquet")
+    assert len(oracle) == len(data.reward)
+    summary = read_json(repo / "reports/BallCircle/dataset.json")
+    assert summary["safe_demo"]["episodes"] == 2 and summary["safe_demo"]["safe_fraction"] == 1.0
+    assert (repo / "reports/BallCircle/dataset.png").stat().st_size > 1000
+    for algo in ("bc_all", "bc_safe"):
+        metrics = read_json(repo / f"reports/BallCircle/eval/{algo}.json")
+        assert metrics["episodes"] == 3 and metrics["safe"] == (metrics["normalized_cost"] <= 1)
+        assert (repo / f"models/BallCircle/{algo}/policy.pt").exists()
+
+    # A second repro is a no-op.
+    assert "Running stage" not in dvc(repo, "repro")
+
+    # Changing only eval.* reruns only evaluation.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["eval"]["episodes"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = dvc(repo, "repro")
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"evaluate@bc_all", "evaluate@bc_safe"}
+    assert read_json(repo / "reports/BallCircle/eval/bc_all.json")["episodes"] == 2
+
+    # collect that cannot meet the split refuses with a clear message and leaves the data untouched.
+    before = sha(repo / "data/BallCircle/dataset.parquet")
+    params["collect"]["n_safe_demos"] = 10_000
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run([sys.executable, "stages/collect.py", "--task", "BallCircle"], cwd=repo,
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(repo)), timeout=600)
+    assert proc.returncode == 2
+    assert "collect.n_safe_demos=10000" in proc.stderr
+    assert sha(repo / "data/BallCircle/dataset.parquet") == before
+    assert not list((repo / "data/BallCircle").glob("*.tmp"))

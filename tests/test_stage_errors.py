@@ -1,0 +1,88 @@
+"""Bad input is refused before work starts: one-line error, exit status 2, no partial output."""
+import shutil
+import subprocess
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from dspo.models.mlp import DeterministicPolicy
+from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
+from tests.conftest import PYTHON, REPO
+
+
+def run_stage(cwd, script, *args):
+    proc = subprocess.run([PYTHON, str(REPO / "stages" / script), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+    return proc.returncode, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+
+
+@pytest.fixture
+def workdir(tmp_path, synthetic_dataset):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["bc"]["steps"] = 20
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def test_unknown_task(workdir):
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallSquare", "--algo", "bc_all")
+    assert rc == 2 and err.startswith("error: unknown task 'BallSquare'; valid tasks:") and "BallCircle" in err
+
+
+def test_bc_trains_on_valid_synthetic_data(workdir):
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_safe")
+    assert rc == 0, err
+    assert (workdir / "models" / "BallCircle" / "bc_safe" / "policy.pt").exists()
+
+
+def test_cost_carrying_dataset_refused(workdir, synthetic_dataset):
+    table = pq.read_table(synthetic_dataset)
+    pq.write_table(table.append_column("cost", pa.array(np.ones(table.num_rows, dtype=np.float32))), synthetic_dataset)
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all")
+    assert rc == 2 and "dataset.parquet: unexpected field(s) ['cost']" in err
+    assert not (workdir / "models").exists()
+
+
+def test_nan_observation_refused(workdir, synthetic_dataset):
+    table = pq.read_table(synthetic_dataset)
+    obs = table.column("obs").combine_chunks().flatten().to_numpy().copy()
+    obs[0] = np.nan
+    table = table.set_column(table.schema.get_field_index("obs"), table.schema.field("obs"),
+                             pa.FixedSizeListArray.from_arrays(pa.array(obs), 8))
+    pq.write_table(table, synthetic_dataset)
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all")
+    assert rc == 2 and "field 'obs' has 1 NaN/inf values" in err
+
+
+def test_negative_learning_rate_refused(workdir):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["bc"]["lr"] = -0.1
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all")
+    assert rc == 2 and err == "error: params.yaml: bc.lr=-0.1 must be > 0"
+
+
+def test_dataset_of_another_task_refused(workdir):
+    shutil.copytree(workdir / "data" / "BallCircle", workdir / "data" / "CarCircle")
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "CarCircle", "--algo", "bc_all")
+    assert rc == 2 and "written for task 'BallCircle', expected 'CarCircle'" in err
+
+
+def test_checkpoint_with_wrong_observation_size_refused(workdir):
+    policy = DeterministicPolicy(GaussianNormalizer.fit(np.random.randn(10, 5)), BoundsNormalizer([-1, -1], [1, 1]), [8])
+    path = workdir / "models" / "BallCircle" / "odd" / "policy.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(policy.checkpoint("BallCircle"), path)
+    rc, err = run_stage(workdir, "evaluate.py", "--task", "BallCircle", "--algo", "odd")
+    assert rc == 2 and "expects observations of size 5, but task 'BallCircle' has size 8" in err
+    assert not (workdir / "reports").exists()
+
+
+def test_missing_behavior_agents_refused(workdir):
+    rc, err = run_stage(workdir, "collect.py", "--task", "BallCircle")
+    assert rc == 2 and "index.json: file not found" in err
