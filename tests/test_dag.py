@@ -28,9 +28,13 @@ def deps_of(stage: dict) -> list[str]:
     return [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
 
 
+def is_oracle(path: str) -> bool:
+    return Path(path).name == "oracle.parquet"
+
+
 def oracle_violations(stages: dict[str, dict]) -> list[str]:
     return [f"{name} depends on {dep}" for name, stage in stages.items() for dep in deps_of(stage)
-            if "oracle" in dep and not name.startswith(ORACLE_READERS)]
+            if is_oracle(dep) and not name.startswith(ORACLE_READERS)]
 
 
 def test_no_training_stage_depends_on_the_oracle():
@@ -53,8 +57,32 @@ def test_learners_read_the_dataset_and_only_collect_writes_the_oracle():
     stages = expanded_stages()
     learners = [n for n in stages if n.startswith("train_") and n != "train_behavior"]
     assert learners and all(any(d.endswith("dataset.parquet") for d in deps_of(stages[n])) for n in learners)
-    writers = [n for n, s in stages.items() for o in s.get("outs", []) if "oracle" in (o if isinstance(o, str) else next(iter(o)))]
+    writers = [n for n, s in stages.items() for o in s.get("outs", []) if is_oracle(o if isinstance(o, str) else next(iter(o)))]
     assert writers == ["collect"]
+
+
+DSPO_CHAIN = ("train_discriminator", "label_safety", "train_diffusion", "generate", "distill_bc", "evaluate@dspo")
+
+
+def test_dspo_chain_is_complete_and_never_reads_oracle_or_analysis_outputs():
+    stages = expanded_stages()
+    for name in DSPO_CHAIN:
+        assert name in stages, f"dvc.yaml lacks DSPO stage {name}"
+        bad = [d for d in deps_of(stages[name]) if is_oracle(d) or "analysis" in d]
+        assert bad == [], f"{name} depends on {bad}"
+    # the chain is connected: each stage consumes an output of the one before
+    outs = {n: {o if isinstance(o, str) else next(iter(o)) for o in s.get("outs", [])} for n, s in stages.items()}
+    for before, after in zip(DSPO_CHAIN, DSPO_CHAIN[1:]):
+        assert outs[before] & set(deps_of(stages[after])), f"{after} does not consume an output of {before}"
+
+
+def test_no_dspo_or_baseline_stage_consumes_analysis_outputs():
+    stages = expanded_stages()
+    analysis_outs = {o if isinstance(o, str) else next(iter(o)) for n, s in stages.items() if n.startswith("analysis")
+                     for o in s.get("outs", [])}
+    for name, stage in stages.items():
+        if not name.startswith(("analysis", "evaluate@analysis", "report")):
+            assert not set(deps_of(stage)) & analysis_outs, name
 
 
 def test_learner_schema_is_cost_free():
@@ -64,7 +92,10 @@ def test_learner_schema_is_cost_free():
 def test_each_stage_lists_its_params_section():
     stages = expanded_stages()
     expected = {"train_behavior": "behavior", "collect": "collect", "train_bc@bc_all": "bc",
-                "train_bc@bc_safe": "bc", "evaluate@bc_all": "eval", "evaluate@bc_safe": "eval"}
+                "train_bc@bc_safe": "bc", "evaluate@bc_all": "eval", "evaluate@bc_safe": "eval",
+                "train_discriminator": "disc", "train_diffusion": "diffusion", "generate": "generate",
+                "distill_bc": "distill", "evaluate@dspo": "eval"}
     for name, section in expected.items():
         assert section in stages[name]["params"], name
     assert "collect" not in stages["train_bc@bc_all"]["params"]
+    assert "disc" not in stages["train_diffusion"]["params"]  # changes reach it through labeled.parquet

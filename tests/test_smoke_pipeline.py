@@ -15,16 +15,21 @@ import pytest
 import yaml
 
 from dspo.artifacts import read_json
-from dspo.schemas import DATASET, read_dataset, read_frame, ORACLE
+from dspo.schemas import DATASET, LABELED, ORACLE, read_dataset, read_frame
 from tests.conftest import REPO
 
 TINY = {
     "behavior": {"agents": [{"name": "ppol_k5", "cost_limit": 5}, {"name": "ppo_reward", "cost_limit": None}],
                  "env_steps": 4000, "snapshots": 2, "hidden": [32, 32], "episode_per_collect": 4},
-    "collect": {"episodes_per_snapshot": 4, "mix_probs": [0.5], "episodes_per_mix": 4, "n_safe_demos": 2,
+    "collect": {"episodes_per_snapshot": 4, "mix_probs": [0.5], "episodes_per_mix": 4, "n_safe_demos": 3,
                 "min_safe_like_demos": 0, "min_unsafe_above_demos": 0, "strict": False, "n_envs": 4},
     "bc": {"steps": 200, "batch_size": 64, "hidden": [32, 32], "log_every": 50},
     "eval": {"episodes": 3, "n_envs": 3},
+    "disc": {"context_len": 20, "d_model": 16, "n_layers": 1, "n_heads": 2, "pref_dim": 16, "steps": 30,
+             "batch_size": 8, "eval_every": 10, "log_every": 10, "holdout_demos": 1},
+    "diffusion": {"horizon": 8, "dim": 8, "train_steps": 30, "batch_size": 16, "ema_start": 10, "log_every": 10,
+                  "save_every": 10},
+    "generate": {"n_segments": 16, "sampling_steps": 5, "report_points": 50},
 }
 
 
@@ -70,12 +75,19 @@ def test_dvc_repro_end_to_end(tmp_path):
     oracle = read_frame(ORACLE, repo / "data/BallCircle/oracle.parquet")
     assert len(oracle) == len(data.reward)
     summary = read_json(repo / "reports/BallCircle/dataset.json")
-    assert summary["safe_demo"]["episodes"] == 2 and summary["safe_demo"]["safe_fraction"] == 1.0
+    assert summary["safe_demo"]["episodes"] == 3 and summary["safe_demo"]["safe_fraction"] == 1.0
     assert (repo / "reports/BallCircle/dataset.png").stat().st_size > 1000
-    for algo in ("bc_all", "bc_safe"):
+    for algo in ("bc_all", "bc_safe", "dspo", "analysis_oracle_dspo"):
         metrics = read_json(repo / f"reports/BallCircle/eval/{algo}.json")
         assert metrics["episodes"] == 3 and metrics["safe"] == (metrics["normalized_cost"] <= 1)
         assert (repo / f"models/BallCircle/{algo}/policy.pt").exists()
+    labeled = read_frame(LABELED, repo / "data/BallCircle/labeled.parquet")
+    assert len(labeled) == summary["episodes"] and labeled["z"].between(0, 1).all()
+    labeling = read_json(repo / "reports/BallCircle/labeling.json")
+    assert 0 <= labeling["auroc"] <= 1 and "yardstick: -return" in labeling["yardsticks"]
+    gen_report = read_json(repo / "reports/BallCircle/generation.json")
+    assert gen_report["segments"] == 16 and gen_report["horizon"] == 8
+    assert "DSPO" in (repo / "reports/BallCircle/results.md").read_text()
 
     # A second repro is a no-op.
     assert "Running stage" not in dvc(repo, "repro")

@@ -1,0 +1,363 @@
+"""Trajectory discriminator D_phi(tau) = z_tau with return-agnostic learning (paper §3.1, App. D.1).
+
+Loss on windows of episodes (balanced batches: half D^S windows, half D^U windows):
+    L_D = -E_{D^S} log D(tau) - E_{D^U} log(1 - D(tau))              (paper Eq. 1)
+        + mi_weight * I_vCLUB(z; r)                                    (Eq. 4, r = episode return
+                                                                        binned, from reward only)
+        + grad_penalty * E ||d logit / d input||^2                    (Table 2 "w/o RA + gp")
+alternating a theta step of q_theta(r_bin | z) with a phi step of the discriminator
+(see dspo.vclub). The learner never sees cost: returns come from `StepData.reward`.
+
+Model selection without an oracle (STACK.md, "measured warning"): `holdout_demos` safe demos
+are kept out of training; every `eval_every` steps their scores are ranked among the D^U
+episodes' scores and the state with the best mean percentile is kept.
+
+Windows are gathered from one flat, normalized [n_steps, obs+act] tensor by episode offsets
+(an index [B, L] built with tensor ops): no per-sample Python loop, and no padded
+[n_episodes, max_len, dim] copy of a 1000 x 1000-step dataset.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from tqdm import trange
+
+from dspo.artifacts import save_torch
+from dspo.config import ParamError, require, seed_everything
+from dspo.models.safety_transformer import build_discriminator
+from dspo.normalizers import GaussianNormalizer
+from dspo.schemas import SAFE_DEMO, UNLABELED, StepData
+from dspo.vclub import ReturnBinClassifier, return_bins, theta_step, vclub_penalty
+
+BACKBONES = ("transformer", "mlp")
+SELECTION_MAX_UNLABELED = 256  # D^U episodes (a fixed random subset) the held-out demos are ranked among
+
+
+@dataclass
+class DiscConfig:
+    backbone: str
+    context_len: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    dropout: float
+    pref_dim: int
+    mlp_hidden: list[int]
+    steps: int
+    batch_size: int  # per class
+    lr: float
+    weight_decay: float
+    mi_weight: float
+    return_bins: int
+    q_lr: float
+    q_steps_per_step: int
+    grad_penalty: float
+    holdout_demos: int = 2
+    eval_every: int = 100
+    log_every: int = 50
+    class_prior: float | None = None
+
+    @classmethod
+    def from_params(cls, cfg: dict, name: str = "disc") -> "DiscConfig":
+        backbone = cfg.get("backbone")
+        if backbone not in BACKBONES:
+            raise ParamError(f"params.yaml: {name}.backbone={backbone!r} must be one of {list(BACKBONES)}")
+        hidden = cfg.get("mlp_hidden")
+        if not isinstance(hidden, list) or not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
+            raise ParamError(f"params.yaml: {name}.mlp_hidden={hidden!r} must be a non-empty list of positive ints")
+        d_model = require(cfg, "d_model", name, kind=int, minimum=1)
+        n_heads = require(cfg, "n_heads", name, kind=int, minimum=1)
+        if d_model % n_heads:
+            raise ParamError(f"params.yaml: {name}.d_model={d_model} must be divisible by {name}.n_heads={n_heads}")
+        dropout = float(require(cfg, "dropout", name, minimum=0))
+        if dropout >= 1:
+            raise ParamError(f"params.yaml: {name}.dropout={dropout!r} must be < 1")
+        class_prior = cfg.get("class_prior")
+        if class_prior is not None:
+            class_prior = float(require(cfg, "class_prior", name, minimum=0, strict_min=True))
+            if class_prior >= 1:
+                raise ParamError(f"params.yaml: {name}.class_prior={class_prior!r} must be in (0, 1) or null")
+        return cls(
+            backbone=backbone,
+            context_len=require(cfg, "context_len", name, kind=int, minimum=1),
+            d_model=d_model,
+            n_layers=require(cfg, "n_layers", name, kind=int, minimum=1),
+            n_heads=n_heads,
+            dropout=dropout,
+            pref_dim=require(cfg, "pref_dim", name, kind=int, minimum=1),
+            mlp_hidden=hidden,
+            steps=require(cfg, "steps", name, kind=int, minimum=1),
+            batch_size=require(cfg, "batch_size", name, kind=int, minimum=1),
+            lr=float(require(cfg, "lr", name, minimum=0, strict_min=True)),
+            weight_decay=float(require(cfg, "weight_decay", name, minimum=0)),
+            mi_weight=float(require(cfg, "mi_weight", name, minimum=0)),
+            return_bins=require(cfg, "return_bins", name, kind=int, minimum=2),
+            q_lr=float(require(cfg, "q_lr", name, minimum=0, strict_min=True)),
+            q_steps_per_step=require(cfg, "q_steps_per_step", name, kind=int, minimum=1),
+            grad_penalty=float(require(cfg, "grad_penalty", name, minimum=0)),
+            holdout_demos=require({"holdout_demos": 2, **cfg}, "holdout_demos", name, kind=int, minimum=0),
+            eval_every=require(cfg, "eval_every", name, kind=int, minimum=1),
+            log_every=require(cfg, "log_every", name, kind=int, minimum=1),
+            class_prior=class_prior,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Episodes as one flat tensor, windows gathered by index
+
+
+class EpisodeWindows:
+    """All episodes of a StepData, normalized, flat [n_steps, obs+act] with per-episode offsets."""
+
+    def __init__(self, data: StepData, normalizer: GaussianNormalizer, device: torch.device | str = "cpu"):
+        order = np.lexsort((data.step, data.episode_id))
+        ids, first, lengths = np.unique(data.episode_id[order], return_index=True, return_counts=True)
+        feats = normalizer.normalize(np.concatenate([data.obs, data.action], axis=1)[order])
+        self.obs_dim = data.obs_dim
+        self.episode_ids = ids
+        self.split = data.split[order][first]
+        self.returns = data.episode_returns().reindex(ids).to_numpy()
+        self.feats = torch.as_tensor(feats, dtype=torch.float32, device=device)
+        self.offsets = torch.as_tensor(first, dtype=torch.long, device=device)
+        self.lengths = torch.as_tensor(lengths, dtype=torch.long, device=device)
+
+    def __len__(self) -> int:
+        return len(self.episode_ids)
+
+    def random_starts(self, episodes: torch.Tensor, context_len: int, generator: torch.Generator) -> torch.Tensor:
+        """A uniform window start per episode in [0, max(len - L, 0)]."""
+        room = (self.lengths[episodes] - context_len).clamp_min(0) + 1
+        u = torch.rand(len(episodes), generator=generator).to(room.device)
+        return (u * room).long().clamp_max(room - 1)
+
+    def covering(self, context_len: int, episodes: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows covering each episode: starts 0, L, 2L, ..., the last aligned to the episode's end."""
+        episodes = torch.as_tensor(np.arange(len(self)) if episodes is None else episodes, dtype=torch.long,
+                                   device=self.lengths.device)
+        lengths = self.lengths[episodes]
+        n_win = (lengths + context_len - 1) // context_len
+        ep = torch.repeat_interleave(episodes, n_win)
+        k = torch.arange(len(ep), device=ep.device) - torch.repeat_interleave(torch.cumsum(n_win, 0) - n_win, n_win)
+        starts = torch.minimum(k * context_len, (self.lengths[ep] - context_len).clamp_min(0))
+        return ep, starts
+
+    def gather(self, episodes: torch.Tensor, starts: torch.Tensor, context_len: int):
+        """(obs [B, L, obs_dim], act [B, L, act_dim], timesteps [B, L], mask [B, L]); padding is zero."""
+        pos = starts[:, None] + torch.arange(context_len, device=starts.device)
+        length = self.lengths[episodes][:, None]
+        mask = pos < length
+        x = self.feats[self.offsets[episodes][:, None] + torch.minimum(pos, length - 1)] * mask[..., None]
+        return x[..., :self.obs_dim], x[..., self.obs_dim:], pos, mask
+
+
+@torch.no_grad()
+def window_logits(model: nn.Module, windows: EpisodeWindows, context_len: int, episodes: np.ndarray | None = None,
+                  batch_size: int = 256) -> np.ndarray:
+    """Per-episode score: mean of the covering windows' logits (module docstring of safety_transformer)."""
+    was_training = model.training
+    model.eval()
+    ep, starts = windows.covering(context_len, episodes)
+    logits = torch.cat([model(*windows.gather(ep[i:i + batch_size], starts[i:i + batch_size], context_len))
+                        for i in range(0, len(ep), batch_size)])
+    model.train(was_training)
+    sums = torch.zeros(len(windows), device=logits.device).index_add_(0, ep, logits)
+    counts = torch.bincount(ep, minlength=len(windows)).clamp_min(1)
+    scores = (sums / counts).cpu().numpy()
+    return scores if episodes is None else scores[episodes]
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses
+
+
+def discriminator_loss(logits: torch.Tensor, labels: torch.Tensor, class_prior: float | None = None) -> torch.Tensor:
+    """Paper Eq. 1 on logits (-log sigma(x) = softplus(-x)), or the non-negative PU risk with a class prior.
+
+    nnPU (Kiryo et al., 2017), pi = class_prior = share of safe episodes in D^U:
+    pi E_S[-log D] + max(0, E_U[-log(1-D)] - pi E_S[-log(1-D)]).
+    """
+    pos, unl = logits[labels > 0.5], logits[labels < 0.5]
+    if class_prior is None:
+        return nn.functional.softplus(-pos).mean() + nn.functional.softplus(unl).mean()
+    negative_risk = nn.functional.softplus(unl).mean() - class_prior * nn.functional.softplus(pos).mean()
+    return class_prior * nn.functional.softplus(-pos).mean() + negative_risk.clamp_min(0.0)
+
+
+def gradient_penalty(logits: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """E_batch ||d logit / d inputs||^2 (R1-style, on the real windows), differentiable for the phi step."""
+    grads = torch.autograd.grad(logits.sum(), inputs, create_graph=True)
+    return sum(g.pow(2).flatten(1).sum(1) for g in grads).mean()
+
+
+def holdout_percentile(holdout_scores: np.ndarray, unlabeled_scores: np.ndarray) -> float:
+    """Mean over held-out demos of the fraction of D^U episodes they outscore (ties count half)."""
+    below = (unlabeled_scores[None, :] < holdout_scores[:, None]).mean(1)
+    ties = (unlabeled_scores[None, :] == holdout_scores[:, None]).mean(1)
+    return float(np.mean(below + 0.5 * ties))
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def check_discriminator_data(data: StepData, cfg: DiscConfig, name: str = "disc") -> None:
+    """Refuse a dataset the discriminator cannot be trained on, saying what is missing."""
+    if data.obs.shape[0] != data.action.shape[0] or data.obs.shape[0] != len(data.episode_id):
+        raise ValueError(f"shape mismatch: {data.obs.shape[0]} observations, {data.action.shape[0]} actions, "
+                         f"{len(data.episode_id)} episode ids")
+    ids, first = np.unique(data.episode_id, return_index=True)
+    split = data.split[first]
+    n_safe, n_unl = int(np.sum(split == SAFE_DEMO)), int(np.sum(split == UNLABELED))
+    if n_safe < 2:
+        raise ValueError(f"dataset has {n_safe} safe demo episode(s); the discriminator needs at least 2")
+    if n_unl < 1:
+        raise ValueError("dataset has no unlabeled episodes; the discriminator needs D^U to contrast with D^S")
+    if cfg.holdout_demos >= n_safe:
+        raise ParamError(f"params.yaml: {name}.holdout_demos={cfg.holdout_demos} leaves no safe demo to train on "
+                         f"(the dataset has {n_safe}); use at most {n_safe - 1}")
+    longest = int(np.bincount(np.unique(data.episode_id, return_inverse=True)[1]).max())
+    if cfg.context_len > longest:
+        raise ParamError(f"params.yaml: {name}.context_len={cfg.context_len} is larger than the longest episode "
+                         f"({longest} steps); use at most {longest}")
+
+
+def train_discriminator(data: StepData, cfg: DiscConfig, device: torch.device | str = "cpu", seed: int = 0,
+                        desc: str = "discriminator") -> tuple[nn.Module, GaussianNormalizer, pd.DataFrame, dict]:
+    """Train D_phi (and q_theta) on windows; return (model on CPU, normalizer, history, selection info)."""
+    check_discriminator_data(data, cfg)
+    seed_everything(seed)
+    device = torch.device(device)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    normalizer = GaussianNormalizer.fit(np.concatenate([data.obs, data.action], axis=1))
+    windows = EpisodeWindows(data, normalizer, device)
+
+    demos = np.flatnonzero(windows.split == SAFE_DEMO)
+    holdout = np.sort(rng.choice(demos, cfg.holdout_demos, replace=False))
+    train_demos = np.setdiff1d(demos, holdout)
+    unlabeled = np.flatnonzero(windows.split == UNLABELED)
+    selection_unl = np.sort(rng.choice(unlabeled, min(len(unlabeled), SELECTION_MAX_UNLABELED), replace=False))
+    train_eps = np.concatenate([train_demos, unlabeled])
+    bins = torch.zeros(len(windows), dtype=torch.long)
+    bins[train_eps] = return_bins(windows.returns[train_eps], cfg.return_bins)  # binned among training episodes
+    bins = bins.to(device)
+    demo_t, unl_t = (torch.as_tensor(a, device=device) for a in (train_demos, unlabeled))
+    labels = torch.cat([torch.ones(cfg.batch_size), torch.zeros(cfg.batch_size)]).to(device)
+
+    model = build_discriminator(cfg, data.obs_dim, data.act_dim).to(device)
+    q = ReturnBinClassifier(cfg.return_bins).to(device)
+    opt_phi = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt_theta = torch.optim.Adam(q.parameters(), lr=cfg.q_lr)
+
+    def sample(pool: torch.Tensor) -> torch.Tensor:
+        return pool[torch.randint(len(pool), (cfg.batch_size,), generator=gen).to(device)]
+
+    history, running, count = [], np.zeros(3), 0
+    best = {"step": 0, "holdout_rank": -np.inf, "state": None}
+    for step in trange(1, cfg.steps + 1, desc=desc, leave=False, mininterval=1.0):
+        model.train()
+        ep = torch.cat([sample(demo_t), sample(unl_t)])  # balanced: half D^S, half D^U windows
+        obs, act, timesteps, mask = windows.gather(ep, windows.random_starts(ep, cfg.context_len, gen), cfg.context_len)
+        if cfg.grad_penalty > 0:
+            obs, act = obs.detach().requires_grad_(True), act.detach().requires_grad_(True)
+        with sdpa_kernel(SDPBackend.MATH) if cfg.grad_penalty > 0 else contextlib.nullcontext():
+            logits = model(obs, act, timesteps, mask)  # gp needs double backward: the math attention kernel has it
+        z = torch.sigmoid(logits)
+
+        for _ in range(cfg.q_steps_per_step):  # theta step(s): z detached inside
+            _, q_acc = theta_step(q, opt_theta, z, bins[ep])
+        loss_d = discriminator_loss(logits, labels, cfg.class_prior)
+        with torch.set_grad_enabled(cfg.mi_weight > 0):
+            vclub = vclub_penalty(q, z, bins[ep])  # logged even when mi_weight = 0 (the ablation's I(z; r))
+        loss = loss_d + cfg.mi_weight * vclub if cfg.mi_weight > 0 else loss_d
+        if cfg.grad_penalty > 0:
+            loss = loss + cfg.grad_penalty * gradient_penalty(logits, (obs, act))
+        opt_phi.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_phi.step()
+
+        running += (loss_d.item(), vclub.item(), q_acc)
+        count += 1
+        do_eval = cfg.holdout_demos > 0 and (step % cfg.eval_every == 0 or step == cfg.steps)
+        if do_eval or step % cfg.log_every == 0 or step == cfg.steps:
+            row = {"step": step, "loss_d": running[0] / count, "vclub": running[1] / count,
+                   "q_acc": running[2] / count, "holdout_rank": np.nan}
+            running, count = np.zeros(3), 0
+            if do_eval:
+                scores = window_logits(model, windows, cfg.context_len, np.concatenate([holdout, selection_unl]))
+                row["holdout_rank"] = holdout_percentile(scores[:len(holdout)], scores[len(holdout):])
+                if row["holdout_rank"] >= best["holdout_rank"]:  # ties: the later, longer-trained state
+                    best = {"step": step, "holdout_rank": row["holdout_rank"],
+                            "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            history.append(row)
+
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    selection = {
+        "selected_step": best["step"] if best["state"] is not None else cfg.steps,
+        "selected_holdout_rank": None if best["state"] is None else float(best["holdout_rank"]),
+        "holdout_episode_ids": windows.episode_ids[holdout].tolist(),
+        "train_demo_episode_ids": windows.episode_ids[train_demos].tolist(),
+        "n_unlabeled": int(len(unlabeled)),
+        "n_selection_unlabeled": int(len(selection_unl)) if cfg.holdout_demos > 0 else 0,
+    }
+    return model.cpu().eval(), normalizer, pd.DataFrame(history), selection
+
+
+# ----------------------------------------------------------------------------------------------
+# Scoring and checkpoints
+
+
+def score_episodes(model: nn.Module, normalizer: GaussianNormalizer, data: StepData, context_len: int,
+                   device: torch.device | str = "cpu", batch_size: int = 256) -> pd.DataFrame:
+    """z for every episode: sigmoid of the mean logit of its covering windows -> (episode_id, return, z)."""
+    if data.obs_dim != model.obs_dim or data.act_dim != model.act_dim:
+        raise ValueError(f"shape mismatch: the dataset has obs/action sizes {data.obs_dim}/{data.act_dim}, "
+                         f"the discriminator was built for {model.obs_dim}/{model.act_dim}")
+    if len(normalizer.mean) != data.obs_dim + data.act_dim:
+        raise ValueError(f"shape mismatch: the normalizer has {len(normalizer.mean)} features, expected "
+                         f"obs+action = {data.obs_dim + data.act_dim}")
+    windows = EpisodeWindows(data, normalizer, device)
+    logits = window_logits(model.to(device), windows, context_len, batch_size=batch_size)
+    return pd.DataFrame({"episode_id": windows.episode_ids, "return": windows.returns,
+                         "z": 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))})
+
+
+def save_discriminator_checkpoint(path: str | os.PathLike, model: nn.Module, normalizer: GaussianNormalizer,
+                                  cfg: DiscConfig, task: str, extra: dict | None = None) -> None:
+    save_torch({
+        "kind": "discriminator",
+        "task": task,
+        "obs_dim": model.obs_dim,
+        "act_dim": model.act_dim,
+        "config": asdict(cfg),
+        "normalizer": normalizer.state_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **(extra or {}),
+    }, path)
+
+
+def load_discriminator_checkpoint(path: str | os.PathLike, *, task: str | None = None, obs_dim: int | None = None,
+                                  act_dim: int | None = None) -> tuple[nn.Module, GaussianNormalizer, DiscConfig, dict]:
+    """Rebuild (model in eval mode, normalizer, config, raw checkpoint); refuse another task or other sizes."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: file not found (run train_discriminator first)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "discriminator":
+        raise ValueError(f"{path}: not a discriminator checkpoint")
+    if task is not None and ckpt["task"] != task:
+        raise ValueError(f"{path}: discriminator was trained for task {ckpt['task']!r}, expected {task!r}")
+    for key, expected in (("obs_dim", obs_dim), ("act_dim", act_dim)):
+        if expected is not None and ckpt[key] != expected:
+            raise ValueError(f"{path}: discriminator has {key}={ckpt[key]}, the dataset has {expected}")
+    cfg = DiscConfig(**ckpt["config"])
+    model = build_discriminator(cfg, ckpt["obs_dim"], ckpt["act_dim"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), GaussianNormalizer.from_state_dict(ckpt["normalizer"]), cfg, ckpt

@@ -1,0 +1,78 @@
+"""Stage analysis_labeling: how well z labels safety (Table 2 metrics) beside honest yardsticks.
+
+The only discriminator stage allowed the oracle; nothing downstream of DSPO depends on its outputs.
+"""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import typer
+
+from dspo.artifacts import atomic_path, write_json
+from dspo.cli import stage, task_dirs
+from dspo.config import seed_everything
+from dspo.labeling import nn_distance_to_demos, plot_labeling, score_metrics
+from dspo.models.safety_transformer import build_discriminator
+from dspo.schemas import LABELED, ORACLE, SAFE_DEMO, read_dataset, read_frame
+from dspo.tasks import get_task
+from dspo.train.discriminator import load_discriminator_checkpoint, score_episodes
+
+app = typer.Typer(add_completion=False)
+METRIC_COLUMNS = ["auroc", "auroc_within_agent", "recall", "accuracy", "f1", "pearson_safety", "pearson_return"]
+
+
+@app.command()
+@stage
+def main(task: str = typer.Option(..., help="task name from the registry")) -> None:
+    spec = get_task(task)
+    dirs = task_dirs(task)
+    data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
+    labeled = read_frame(LABELED, dirs["data"] / "labeled.parquet")
+    oracle = read_frame(ORACLE, dirs["data"] / "oracle.parquet").groupby("episode_id").first()
+    episodes = labeled.set_index("episode_id").join(oracle[["is_safe", "source_agent", "cost_return"]], how="inner")
+    if len(episodes) != len(labeled):
+        raise ValueError("labeled.parquet and oracle.parquet disagree on the episode ids (rerun collect and label_safety)")
+    threshold = float(episodes.loc[episodes["split"] == SAFE_DEMO, "z"].min())
+
+    rows = {"discriminator": score_metrics(episodes["z"].to_numpy(), episodes, threshold)}
+    rows["discriminator"].update({f"{k}_at_half": v for k, v in score_metrics(
+        episodes["z"].to_numpy(), episodes, 0.5).items() if k in ("recall", "accuracy", "f1")})
+    ret = episodes["return"].to_numpy()
+    rows["yardstick: -return"] = score_metrics(-ret, episodes)
+    rows["yardstick: +return"] = score_metrics(ret, episodes)
+    rows["yardstick: -NN distance to D^S"] = score_metrics(nn_distance_to_demos(data).reindex(episodes.index).to_numpy(),
+                                                          episodes)
+    _, normalizer, cfg, ckpt = load_discriminator_checkpoint(dirs["models"] / "discriminator" / "model.pt", task=task,
+                                                             obs_dim=data.obs_dim, act_dim=data.act_dim)
+    seed_everything(int(ckpt.get("seed", 0)))  # the same initialization the trained network started from
+    untrained = build_discriminator(cfg, data.obs_dim, data.act_dim).eval()
+    with torch.no_grad():
+        z0 = score_episodes(untrained, normalizer, data, cfg.context_len).set_index("episode_id")["z"]
+    rows["yardstick: untrained network"] = score_metrics(z0.reindex(episodes.index).to_numpy(), episodes)
+
+    table = pd.DataFrame(rows).T.reindex(columns=METRIC_COLUMNS)
+    metrics = {k: v for k, v in rows["discriminator"].items()}
+    best_trivial = max(rows[r]["auroc"] for r in rows if r.startswith("yardstick") and not np.isnan(rows[r]["auroc"]))
+    metrics.update({
+        "threshold_rule": "z >= min z over the safe demos (paper App. D.1)", "threshold": threshold,
+        "auroc_margin_over_best_yardstick": metrics["auroc"] - best_trivial,
+        "backbone": cfg.backbone, "mi_weight": cfg.mi_weight,
+        "unlabeled_episodes": int((episodes["split"] != SAFE_DEMO).sum()),
+        "yardsticks": {name: rows[name] for name in rows if name.startswith("yardstick")},
+    })
+    reports = dirs["reports"]
+    write_json(metrics, reports / "labeling.json")
+    with atomic_path(reports / "labeling.md") as tmp:
+        tmp.write_text(f"# {task}: safety labeling on D^U ({metrics['unlabeled_episodes']} episodes)\n\n"
+                       f"Decision rule for recall/accuracy/F1: z >= {threshold:.4f} (the smallest demo z). "
+                       f"Yardsticks are threshold-free scores (AUROC, correlations).\n\n"
+                       + table.to_markdown(floatfmt=".3f") + "\n")
+    plot_labeling(episodes.reset_index(), threshold, spec.cost_limit,
+                  f"{task}: {cfg.backbone} discriminator, mi_weight={cfg.mi_weight:g}: AUROC {metrics['auroc']:.3f}",
+                  reports / "labeling.png")
+    typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    app()

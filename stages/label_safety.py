@@ -1,0 +1,49 @@
+"""Stage label_safety: score every episode with z = D(tau); the generation condition is the min demo z.
+
+Cost-label-free: reads only the learner table and the discriminator (never the oracle).
+"""
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from dspo.artifacts import write_json
+from dspo.cli import stage, task_dirs
+from dspo.config import resolve_device
+from dspo.schemas import LABELED, SAFE_DEMO, read_dataset, write_table
+from dspo.train.discriminator import load_discriminator_checkpoint, score_episodes
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@stage
+def main(task: str = typer.Option(..., help="task name from the registry"),
+         device: str = typer.Option("auto", help="auto | cpu | cuda[:n]")) -> None:
+    dirs = task_dirs(task)
+    data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
+    model, normalizer, cfg, _ = load_discriminator_checkpoint(dirs["models"] / "discriminator" / "model.pt", task=task,
+                                                              obs_dim=data.obs_dim, act_dim=data.act_dim)
+    scores = score_episodes(model, normalizer, data, cfg.context_len, resolve_device(device))
+    split = data.split[np.unique(data.episode_id, return_index=True)[1]]
+    scores["split"] = split  # np.unique sorts ids, as score_episodes does
+    write_table(LABELED, {"episode_id": scores["episode_id"].to_numpy(), "split": scores["split"].to_numpy(),
+                          "return": scores["return"].to_numpy(), "z": scores["z"].to_numpy()},
+                dirs["data"] / "labeled.parquet", task=task)
+    demos = scores[scores["split"] == SAFE_DEMO]
+    condition = {
+        "task": task,
+        "z_min_safe_demo": float(demos["z"].min()),  # the generation condition (paper App. D.1)
+        "z_mean_safe_demo": float(demos["z"].mean()),
+        "demo_return_min": float(demos["return"].min()),
+        "demo_return_max": float(demos["return"].max()),
+        "episodes_scored": int(len(scores)),
+        "unlabeled_at_or_above_condition": int(((scores["split"] != SAFE_DEMO) & (scores["z"] >= demos["z"].min())).sum()),
+    }
+    write_json(condition, dirs["data"] / "safety_condition.json")
+    typer.echo(f"scored {len(scores)} episodes; min safe-demo z = {condition['z_min_safe_demo']:.4f}, "
+               f"{condition['unlabeled_at_or_above_condition']} D^U episodes at or above it")
+
+
+if __name__ == "__main__":
+    app()

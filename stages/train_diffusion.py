@@ -1,0 +1,46 @@
+"""Stage train_diffusion: classifier-free conditional DDPM over (state, action) segments, conditioned
+on the episode's return and safety signal z (paper §4.2).
+
+`--labels` picks the condition table: DSPO uses `label_safety`'s z; the upper-bound analysis
+passes a table whose z is the oracle's true safety label (never a DSPO input).
+"""
+from pathlib import Path
+
+import typer
+
+from dspo.cli import stage, task_dirs
+from dspo.config import load_params, resolve_device, section
+from dspo.curves import write_curve
+from dspo.diffusion import DiffusionConfig, SegmentDataset, save_diffusion_checkpoint, train_diffusion
+from dspo.envs import env_spaces
+from dspo.schemas import LABELED, read_dataset, read_frame
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@stage
+def main(task: str = typer.Option(..., help="task name from the registry"),
+         labels: Path = typer.Option(..., help="per-episode (return, z) table (LABELED schema)"),
+         out_dir: Path = typer.Option(..., help="folder for model.pt (and train_state.pt, kept for resuming)"),
+         curve: Path = typer.Option(..., help="training-curve CSV"),
+         seed: int = typer.Option(0, help="seed"),
+         device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
+         params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
+    cfg = DiffusionConfig.from_params(section(load_params(params), "diffusion"))
+    data = read_dataset(task_dirs(task)["data"] / "dataset.parquet", task=task)
+    conditions = read_frame(LABELED, labels)
+    spaces = env_spaces(task)
+    dataset = SegmentDataset(data, conditions, cfg.horizon, spaces.act_low, spaces.act_high, cfg.return_scale)
+    if dataset.n_short_episodes:
+        typer.echo(f"note: {dataset.n_short_episodes} episodes shorter than horizon {cfg.horizon} give no segments")
+    model, history = train_diffusion(dataset, cfg, resolve_device(device), seed, state_path=out_dir / "train_state.pt")
+    save_diffusion_checkpoint(out_dir / "model.pt", model, cfg, dataset.normalizer, task,
+                              {"labels": str(labels), "seed": seed})
+    write_curve(history, curve)
+    typer.echo(f"diffusion: {cfg.train_steps} steps on {dataset.n_windows} segments, final loss "
+               f"{history['loss'].iloc[-1]:.4f} -> {out_dir / 'model.pt'}")
+
+
+if __name__ == "__main__":
+    app()
