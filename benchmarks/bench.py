@@ -73,6 +73,73 @@ def lockstep_rate(task: str, episodes: int, n_envs: int) -> float:
     return sum(ep.length for ep in eps) / (time.perf_counter() - start)
 
 
+def diffusion_rates(batch: int = 64, horizon: int = 32, transition_dim: int = 10, n_segments: int = 64,
+                    repeats: int = 20) -> list[tuple[str, float, str]]:
+    """Training samples/s and sampling segments/s of the default U-Net: diffusers schedulers vs a plain
+    PyTorch DDPM loop of the same model (the closed-form posterior, no scheduler object)."""
+    import resource
+
+    import torch
+    import yaml
+
+    from dspo.diffusion import DiffusionConfig, build_model, make_scheduler, sample_segments
+
+    cfg = DiffusionConfig.from_params(yaml.safe_load((REPO / "params.yaml").read_text())["diffusion"])
+    torch.manual_seed(0)
+    model = build_model(transition_dim, cfg)
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    sched = make_scheduler("ddpm", cfg.steps, cfg.beta_schedule, prediction=cfg.prediction)
+    x0 = torch.randn(batch, horizon, transition_dim)
+    cond = torch.rand(batch, 2)
+    rows = []
+    start = time.perf_counter()
+    for _ in range(repeats):
+        noise, t = torch.randn_like(x0), torch.randint(0, cfg.steps, (batch,))
+        loss = (model(sched.add_noise(x0, noise, t), t, cond[:, 0], cond[:, 1], torch.zeros(batch, dtype=torch.bool))
+                - noise).pow(2).mean()
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    rows.append(("training (batch 64)", batch * repeats / (time.perf_counter() - start), "samples/s"))
+    model.eval()
+    r, z = np.full(n_segments, 0.5, np.float32), np.full(n_segments, 0.5, np.float32)
+    for sampler, steps in (("ddpm", cfg.steps), ("ddim", 20)):
+        start = time.perf_counter()
+        sample_segments(model, r, z, guidance=1.5, sampler=sampler, sampling_steps=steps, noise_steps=cfg.steps,
+                        beta_schedule=cfg.beta_schedule, batch_size=n_segments, device="cpu", seed=0,
+                        clip_denoised=cfg.clip_denoised, prediction=cfg.prediction)
+        rows.append((f"sampling {sampler.upper()}-{steps}, w=1.5 (diffusers)", n_segments / (time.perf_counter() - start),
+                     "segments/s"))
+    # Plain PyTorch reference: ancestral DDPM with the same betas and the same network calls.
+    betas = sched.betas
+    alphas, abar = 1 - betas, sched.alphas_cumprod
+    start = time.perf_counter()
+    with torch.no_grad():
+        x = torch.randn(n_segments, horizon, transition_dim)
+        keep, drop = torch.zeros(n_segments, dtype=torch.bool), torch.ones(n_segments, dtype=torch.bool)
+        rt, zt = torch.as_tensor(r), torch.as_tensor(z)
+        for t in range(cfg.steps - 1, -1, -1):
+            tt = torch.full((n_segments,), t)
+            out_c, out_u = model(x, tt, rt, zt, keep), model(x, tt, rt, zt, drop)
+            out = out_u + 1.5 * (out_c - out_u)
+            prev = abar[t - 1] if t > 0 else torch.tensor(1.0)
+            if cfg.prediction == "epsilon":
+                x0_hat = (x - (1 - abar[t]).sqrt() * out) / abar[t].sqrt()
+            elif cfg.prediction == "sample":
+                x0_hat = out
+            else:
+                x0_hat = abar[t].sqrt() * x - (1 - abar[t]).sqrt() * out
+            if cfg.clip_denoised > 0:
+                x0_hat = x0_hat.clamp(-cfg.clip_denoised, cfg.clip_denoised)
+            mean = (prev.sqrt() * betas[t] * x0_hat + alphas[t].sqrt() * (1 - prev) * x) / (1 - abar[t])
+            var = betas[t] * (1 - prev) / (1 - abar[t])
+            x = mean + (var.sqrt() * torch.randn_like(x) if t > 0 else 0)
+    rows.append((f"sampling DDPM-{cfg.steps}, w=1.5 (plain PyTorch loop)", n_segments / (time.perf_counter() - start),
+                 "segments/s"))
+    rows.append(("peak resident memory of this process", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB"))
+    return rows
+
+
 def stage_times() -> list[dict]:
     path = REPO / TIMINGS_LOG
     if not path.exists():
@@ -98,6 +165,10 @@ def main(steps: int = 2000, episodes: int = 16, skip_metadrive: bool = False) ->
     print("| envs in lock-step | env steps/s |\n|---|---|")
     for n_envs in (1, 8):
         print(f"| {n_envs} | {lockstep_rate('BallCircle', episodes, n_envs):,.0f} |")
+
+    print("\n## Diffusion model (default params, CPU)\n\n| what | rate | unit |\n|---|---|---|")
+    for what, rate, unit in diffusion_rates():
+        print(f"| {what} | {rate:,.0f} | {unit} |")
 
     print("\n## Stage wall time (last `dvc repro` run of each stage)\n\n| task | stage | seconds | finished |")
     print("|---|---|---|---|")

@@ -36,6 +36,7 @@ from dspo.models.temporal_unet import TemporalUnet
 from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
 from dspo.schemas import StepData
 
+PREDICTIONS = ("epsilon", "v_prediction", "sample")  # diffusers' prediction_type values
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear")  # squaredcos_cap_v2 = cosine (Nichol & Dhariwal)
 RETURN_SCALES = ("minmax", "max")
 SAMPLERS = ("ddpm", "ddim")
@@ -84,6 +85,7 @@ class DiffusionConfig:
     save_every: int
     return_scale: str
     clip_denoised: float = 0.0  # clip the predicted x0 to [-c, c] while sampling; 0 = off
+    prediction: str = "epsilon"  # what the network predicts: epsilon | v_prediction | sample (x0)
 
     @classmethod
     def from_params(cls, cfg: dict, name: str = "diffusion") -> "DiffusionConfig":
@@ -106,6 +108,7 @@ class DiffusionConfig:
             save_every=require(cfg, "save_every", name, kind=int, minimum=1),
             return_scale=_choice(cfg, "return_scale", name, RETURN_SCALES),
             clip_denoised=float(require(cfg, "clip_denoised", name, minimum=0)),
+            prediction=_choice(cfg, "prediction", name, PREDICTIONS),
         )
         if out.dim % 8:
             raise ParamError(f"params.yaml: {name}.dim={out.dim} must be a multiple of 8 (GroupNorm uses 8 groups)")
@@ -278,7 +281,8 @@ class SegmentDataset:
 
 
 # ----------------------------------------------------------------------------- training
-def make_scheduler(sampler: str, steps: int, beta_schedule: str, clip_denoised: float = 0.0) -> DDPMScheduler | DDIMScheduler:
+def make_scheduler(sampler: str, steps: int, beta_schedule: str, clip_denoised: float = 0.0,
+                   prediction: str = "epsilon") -> DDPMScheduler | DDIMScheduler:
     """The diffusers scheduler for `steps` noise levels; "trailing" spacing so few-step sampling starts at T-1.
 
     `clip_denoised` > 0 clips the predicted x0 to [-c, c] at every step (Diffuser's `clip_denoised`).
@@ -288,8 +292,18 @@ def make_scheduler(sampler: str, steps: int, beta_schedule: str, clip_denoised: 
     """
     cls = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}[sampler]
     return cls(num_train_timesteps=steps, beta_schedule=beta_schedule, clip_sample=clip_denoised > 0,
-               clip_sample_range=clip_denoised if clip_denoised > 0 else 1.0, prediction_type="epsilon",
+               clip_sample_range=clip_denoised if clip_denoised > 0 else 1.0, prediction_type=prediction,
                timestep_spacing="trailing")
+
+
+def training_target(scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+                    prediction: str) -> torch.Tensor:
+    """What the network regresses: ε (Eq. 6), v = sqrt(ᾱ)ε - sqrt(1-ᾱ)x0, or x0 itself."""
+    if prediction == "epsilon":
+        return noise
+    if prediction == "v_prediction":
+        return scheduler.get_velocity(x0, noise, t)
+    return x0
 
 
 def build_model(transition_dim: int, cfg: DiffusionConfig) -> TemporalUnet:
@@ -318,7 +332,7 @@ def train_diffusion(dataset: SegmentDataset, cfg: DiffusionConfig, device: torch
     model = build_model(dataset.transition_dim, cfg).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = make_scheduler("ddpm", cfg.steps, cfg.beta_schedule)
+    scheduler = make_scheduler("ddpm", cfg.steps, cfg.beta_schedule, prediction=cfg.prediction)
     gen = torch.Generator(device=device).manual_seed(seed)
     key = _resume_key(cfg, seed, dataset.fingerprint)
     start, history, running = 0, [], 0.0
@@ -350,7 +364,7 @@ def train_diffusion(dataset: SegmentDataset, cfg: DiffusionConfig, device: torch
         t = torch.randint(0, cfg.steps, (cfg.batch_size,), generator=gen, device=device)
         drop = torch.rand(cfg.batch_size, generator=gen, device=device) < cfg.cond_dropout
         eps_hat = model(scheduler.add_noise(x0, noise, t), t, cond[:, 0], cond[:, 1], drop)
-        loss = torch.mean((eps_hat - noise) ** 2)
+        loss = torch.mean((eps_hat - training_target(scheduler, x0, noise, t, cfg.prediction)) ** 2)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -387,7 +401,8 @@ def guided_eps(model: TemporalUnet, x: torch.Tensor, t: torch.Tensor, r: torch.T
 @torch.no_grad()
 def sample_segments(model: TemporalUnet, returns: np.ndarray, z: np.ndarray, *, guidance: float, sampler: str,
                     sampling_steps: int, noise_steps: int, beta_schedule: str, batch_size: int,
-                    device: torch.device | str, seed: int, clip_denoised: float = 0.0) -> np.ndarray:
+                    device: torch.device | str, seed: int, clip_denoised: float = 0.0,
+                    prediction: str = "epsilon") -> np.ndarray:
     """Draw len(returns) segments [n, H, D] in model (normalized) space, conditioned on normalized (r, z).
 
     DDPM (ancestral, stochastic) or DDIM (η = 0, deterministic given the initial noise);
@@ -410,7 +425,7 @@ def sample_segments(model: TemporalUnet, returns: np.ndarray, z: np.ndarray, *, 
     for lo in range(0, len(returns), batch_size):
         r_b = torch.as_tensor(returns[lo:lo + batch_size], device=device)
         z_b = torch.as_tensor(z[lo:lo + batch_size], device=device)
-        scheduler = make_scheduler(sampler, noise_steps, beta_schedule, clip_denoised)
+        scheduler = make_scheduler(sampler, noise_steps, beta_schedule, clip_denoised, prediction)
         scheduler.set_timesteps(sampling_steps, device=device)
         x = torch.randn((len(r_b), model.horizon, model.transition_dim), generator=gen, device=device)
         for t in scheduler.timesteps:
@@ -452,7 +467,8 @@ class DiffusionBundle:
         x = sample_segments(self.model, self.normalizer.normalize_return(returns), z, guidance=gen.guidance,
                             sampler=gen.sampler, sampling_steps=gen.sampling_steps, noise_steps=self.config.steps,
                             beta_schedule=self.config.beta_schedule, batch_size=gen.batch_size, device=device,
-                            seed=gen.seed, clip_denoised=self.config.clip_denoised)
+                            seed=gen.seed, clip_denoised=self.config.clip_denoised,
+                            prediction=self.config.prediction)
         return self.normalizer.unnormalize(x)
 
 

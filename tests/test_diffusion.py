@@ -30,7 +30,7 @@ def one_thread():
 def diffusion_params(**over):
     params = dict(horizon=H, steps=20, beta_schedule="squaredcos_cap_v2", dim=8, dim_mults=[1, 2], cond_dropout=0.25,
                   train_steps=20, batch_size=16, lr=1e-3, weight_decay=0.0, ema_decay=0.9, ema_start=5, grad_clip=1.0,
-                  log_every=5, save_every=7, return_scale="minmax", clip_denoised=0.0)
+                  log_every=5, save_every=7, return_scale="minmax", clip_denoised=0.0, prediction="epsilon")
     return {**params, **over}
 
 
