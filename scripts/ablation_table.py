@@ -1,0 +1,99 @@
+"""The paper's Table 2 / Fig. 4 ablations as DVC experiments, turned into a markdown table.
+
+    python scripts/ablation_table.py --seeds 0 --seeds 1 [--run/--no-run]
+
+Each (variant, seed) is `dvc exp run --temp analysis_labeling -S disc.* -S seed=...`: only the
+discriminator, label_safety and the labeling analysis rerun (collect never does); the metrics are
+then read back with `dvc exp show --json` and written to reports/<task>/ablations.md as mean ± std
+over seeds. `--no-run` only rebuilds the table from experiments already in the repo.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import typer
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {  # name -> params overrides (the default row uses params.yaml as committed)
+    "DSPO (transformer + return-agnostic)": {},
+    "w/o RA": {"disc.mi_weight": 0},
+    "w/o RA + gp": {"disc.mi_weight": 0, "disc.grad_penalty": 1.0},
+    "MLP backbone (Fig. 4)": {"disc.backbone": "mlp"},
+}
+METRICS = ["auroc", "auroc_within_agent", "recall", "accuracy", "f1", "pearson_safety", "pearson_return"]
+app = typer.Typer(add_completion=False)
+
+
+def exp_name(variant: str, seed: int) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in variant.lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return f"abl-{slug[:40]}-s{seed}"
+
+
+def dvc(*args: str) -> str:
+    return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=REPO, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def find_metrics(node, wanted: set[str], out: dict) -> None:
+    """Walk `dvc exp show --json` output; collect {exp name: labeling metrics}."""
+    if isinstance(node, dict):
+        name = node.get("name")
+        data = node.get("data") if isinstance(node.get("data"), dict) else None
+        if name in wanted and data:
+            for path, entry in (data.get("metrics") or {}).items():
+                if path.endswith("labeling.json"):
+                    out[name] = entry.get("data", entry)
+        for value in node.values():
+            find_metrics(value, wanted, out)
+    elif isinstance(node, list):
+        for value in node:
+            find_metrics(value, wanted, out)
+
+
+@app.command()
+def main(seeds: List[int] = typer.Option([0], help="seeds to run each variant with"),
+         run: bool = typer.Option(True, help="run the experiments (else only tabulate existing ones)")) -> None:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    task = params["task"]
+    names = {(v, s): exp_name(v, s) for v in VARIANTS for s in seeds}
+    if run:
+        for (variant, seed), name in names.items():
+            sets = [f"{k}={v}" for k, v in {**VARIANTS[variant], "seed": seed}.items()]
+            print(f"running {name}: {' '.join(sets)}", flush=True)
+            dvc("exp", "run", "--temp", "-f", "-n", name, *sum((["-S", s] for s in sets), []), "analysis_labeling")
+    found: dict = {}
+    find_metrics(json.loads(dvc("exp", "show", "--json")), set(names.values()), found)
+    lines = [f"# {task}: discriminator ablations on D^U (paper Table 2, Fig. 4)", "",
+             f"mean ± std over seeds {list(seeds)}; each cell from `dvc exp run --temp analysis_labeling -S ...` "
+             "(see scripts/ablation_table.py). Decision rule for recall/accuracy/F1: z >= min safe-demo z.", "",
+             "| method | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    for variant in VARIANTS:
+        rows = [found[names[(variant, s)]] for s in seeds if names[(variant, s)] in found]
+        if not rows:
+            lines.append(f"| {variant} | " + " | ".join("—" for _ in METRICS) + " |")
+            continue
+        cells = []
+        for m in METRICS:
+            vals = np.array([r[m] for r in rows if r.get(m) is not None], dtype=float)
+            cells.append(f"{np.nanmean(vals):.3f} ± {np.nanstd(vals):.3f}" if len(vals) else "—")
+        lines.append(f"| {variant} (n={len(rows)}) | " + " | ".join(cells) + " |")
+    yard = next((found[n] for n in names.values() if n in found), None)
+    if yard and isinstance(yard.get("yardsticks"), dict):
+        for name, vals in yard["yardsticks"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{vals[m]:.3f}" if isinstance(vals.get(m), (int, float)) else "—"
+                                                  for m in METRICS) + " |")
+    out = REPO / "reports" / task / "ablations.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    app()
