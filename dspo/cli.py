@@ -54,7 +54,7 @@ def _log_time(seconds: float, options: dict) -> None:
     if not TIMINGS_LOG.parent.parent.is_dir():
         return
     name = Path(sys.argv[0]).stem
-    if options.get("algo"):
+    if isinstance(options.get("algo"), str):
         name = f"{name}@{options['algo']}"
     TIMINGS_LOG.parent.mkdir(exist_ok=True)
     with open(TIMINGS_LOG, "a") as fh:

@@ -2,7 +2,8 @@
 
     python scripts/ablation_table.py --seeds 0 --seeds 1 [--run/--no-run]
 
-Each (variant, seed) is `dvc exp run --temp analysis_labeling -S disc.* -S seed=...`: only the
+Each (variant, seed) is `dvc exp run --queue analysis_labeling -S disc.* -S disc.seed=...`, run `--jobs` at
+a time with `dvc queue start` (one torch thread each): only the
 discriminator, label_safety and the labeling analysis rerun (collect never does); the metrics are
 then read back with `dvc exp show --json` and written to reports/<task>/ablations.md as mean ± std
 over seeds. `--no-run` only rebuilds the table from experiments already in the repo.
@@ -10,8 +11,10 @@ over seeds. `--no-run` only rebuilds the table from experiments already in the r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import List
 
@@ -37,9 +40,24 @@ def exp_name(variant: str, seed: int) -> str:
     return f"abl-{slug[:40]}-s{seed}"
 
 
-def dvc(*args: str) -> str:
+def dvc(*args: str, env: dict | None = None) -> str:
     return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=REPO, check=True,
-                          capture_output=True, text=True).stdout
+                          capture_output=True, text=True, env=env).stdout
+
+
+def run_queued(runs: dict[str, list[str]], jobs: int) -> None:
+    """Queue every experiment, run them `jobs` at a time (one torch thread each), wait for the queue."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for name, sets in runs.items():
+        print(f"queueing {name}: {' '.join(sets)}", flush=True)
+        dvc("exp", "run", "--queue", "-n", name, *sum((["-S", s] for s in sets), []), "analysis_labeling", env=env)
+    dvc("queue", "start", "-j", str(jobs), env=env)
+    while True:
+        status = dvc("queue", "status")
+        if not any(word in status for word in ("Running", "Queued")):
+            break
+        time.sleep(20)
+    print(status, flush=True)
 
 
 def find_metrics(node, wanted: set[str], out: dict) -> None:
@@ -60,19 +78,18 @@ def find_metrics(node, wanted: set[str], out: dict) -> None:
 
 @app.command()
 def main(seeds: List[int] = typer.Option([0], help="seeds to run each variant with"),
-         run: bool = typer.Option(True, help="run the experiments (else only tabulate existing ones)")) -> None:
+         run: bool = typer.Option(True, help="run the experiments (else only tabulate existing ones)"),
+         jobs: int = typer.Option(2, help="experiments run at once (each with one torch thread)")) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     task = params["task"]
     names = {(v, s): exp_name(v, s) for v in VARIANTS for s in seeds}
     if run:
-        for (variant, seed), name in names.items():
-            sets = [f"{k}={v}" for k, v in {**VARIANTS[variant], "seed": seed}.items()]
-            print(f"running {name}: {' '.join(sets)}", flush=True)
-            dvc("exp", "run", "--temp", "-f", "-n", name, *sum((["-S", s] for s in sets), []), "analysis_labeling")
+        run_queued({name: [f"{k}={v}" for k, v in {**VARIANTS[variant], "disc.seed": seed}.items()]
+                    for (variant, seed), name in names.items()}, jobs)
     found: dict = {}
     find_metrics(json.loads(dvc("exp", "show", "--json")), set(names.values()), found)
     lines = [f"# {task}: discriminator ablations on D^U (paper Table 2, Fig. 4)", "",
-             f"mean ± std over seeds {list(seeds)}; each cell from `dvc exp run --temp analysis_labeling -S ...` "
+             f"mean ± std over seeds {list(seeds)}; each cell from `dvc exp run --queue analysis_labeling -S ...` "
              "(see scripts/ablation_table.py). Decision rule for recall/accuracy/F1: z >= min safe-demo z.", "",
              "| method | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     for variant in VARIANTS:
