@@ -61,11 +61,12 @@ def run_queued(runs: dict[str, list[str]], jobs: int) -> None:
 
 
 def find_metrics(node, wanted: set[str], out: dict) -> None:
-    """Walk `dvc exp show --json` output; collect {exp name: labeling metrics}."""
+    """Walk `dvc exp show --json` output; collect {exp name: labeling metrics} of *finished* experiments
+    (a queued or running one shows the workspace's metrics under rev "workspace")."""
     if isinstance(node, dict):
         name = node.get("name")
         data = node.get("data") if isinstance(node.get("data"), dict) else None
-        if name in wanted and data:
+        if name in wanted and data and data.get("rev") == node.get("rev") and data.get("timestamp"):
             for path, entry in (data.get("metrics") or {}).items():
                 if path.endswith("labeling.json"):
                     out[name] = entry.get("data", entry)
