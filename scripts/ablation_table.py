@@ -88,7 +88,7 @@ def main(seeds: List[int] = typer.Option([0], help="seeds to run each variant wi
         run_queued({name: [f"{k}={v}" for k, v in {**VARIANTS[variant], "disc.seed": seed}.items()]
                     for (variant, seed), name in names.items()}, jobs)
     found: dict = {}
-    find_metrics(json.loads(dvc("exp", "show", "--json")), set(names.values()), found)
+    find_metrics(json.loads(dvc("exp", "show", "--json", "--all-commits")), set(names.values()), found)
     lines = [f"# {task}: discriminator ablations on D^U (paper Table 2, Fig. 4)", "",
              f"mean ± std over seeds {list(seeds)}; each cell from `dvc exp run --queue analysis_labeling -S ...` "
              "(see scripts/ablation_table.py). Decision rule for recall/accuracy/F1: z >= min safe-demo z.", "",
