@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from dspo.artifacts import save_torch, write_json
-from dspo.config import ParamError, require
+from dspo.config import ParamError, require, require_int_list
 from dspo.envs import make_env, spaces_of
 from dspo.rollout import check_obs_dim
 from dspo.tasks import TaskSpec
@@ -59,9 +59,7 @@ class BehaviorConfig:
             agents.append(AgentSpec(str(entry["name"]), None if limit is None else float(limit)))
         if len({a.name for a in agents}) != len(agents):
             raise ParamError("params.yaml: behavior.agents names must be unique")
-        hidden = cfg.get("hidden")
-        if not isinstance(hidden, list) or not all(isinstance(h, int) and h > 0 for h in hidden):
-            raise ParamError(f"params.yaml: behavior.hidden={hidden!r} must be a list of positive ints")
+        hidden = require_int_list(cfg, "hidden", "behavior")
         snapshots = require(cfg, "snapshots", "behavior", kind=int, minimum=1)
         env_steps = require(cfg, "env_steps", "behavior", kind=int, minimum=1)
         if env_steps // snapshots < 1:

@@ -51,6 +51,15 @@ def require(cfg: dict, key: str, section_name: str, *, kind: type | tuple = (int
     return value
 
 
+def require_int_list(cfg: dict, key: str, section_name: str) -> list[int]:
+    """A non-empty list of positive ints (layer widths, U-Net multipliers), named `section.key` in the error."""
+    value = cfg.get(key)
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ParamError(f"params.yaml: {section_name}.{key}={value!r} must be a non-empty list of positive ints")
+    return value
+
+
 def seed_everything(seed: int) -> None:
     """CleanRL-style seeding block: python, numpy and torch (CPU and CUDA)."""
     import torch

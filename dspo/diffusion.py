@@ -31,7 +31,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from tqdm import trange
 
 from dspo.artifacts import save_torch
-from dspo.config import ParamError, require
+from dspo.config import ParamError, require, require_int_list
 from dspo.models.temporal_unet import TemporalUnet
 from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
 from dspo.schemas import StepData
@@ -44,14 +44,6 @@ CHECKPOINT_KIND = "trajectory_diffusion"
 
 
 # ----------------------------------------------------------------------------- configs
-def _int_list(cfg: dict, key: str, name: str) -> list[int]:
-    value = cfg.get(key)
-    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                                                            for v in value):
-        raise ParamError(f"params.yaml: {name}.{key}={value!r} must be a non-empty list of positive ints")
-    return value
-
-
 def _choice(cfg: dict, key: str, name: str, allowed: tuple[str, ...]) -> str:
     if key not in cfg:
         raise ParamError(f"params.yaml: missing {name}.{key}")
@@ -89,7 +81,7 @@ class DiffusionConfig:
 
     @classmethod
     def from_params(cls, cfg: dict, name: str = "diffusion") -> "DiffusionConfig":
-        dim_mults = _int_list(cfg, "dim_mults", name)
+        dim_mults = require_int_list(cfg, "dim_mults", name)
         out = cls(
             horizon=require(cfg, "horizon", name, kind=int, minimum=1),
             steps=require(cfg, "steps", name, kind=int, minimum=2),

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from tqdm import trange
 
-from dspo.config import ParamError, require
+from dspo.config import require, require_int_list
 from dspo.models.mlp import DeterministicPolicy
 from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
 
@@ -30,9 +30,7 @@ class BCConfig:
 
     @classmethod
     def from_params(cls, cfg: dict, name: str = "bc") -> "BCConfig":
-        hidden = cfg.get("hidden")
-        if not isinstance(hidden, list) or not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
-            raise ParamError(f"params.yaml: {name}.hidden={hidden!r} must be a non-empty list of positive ints")
+        hidden = require_int_list(cfg, "hidden", name)
         return cls(
             steps=require(cfg, "steps", name, kind=int, minimum=1),
             batch_size=require(cfg, "batch_size", name, kind=int, minimum=1),

@@ -30,7 +30,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm import trange
 
 from dspo.artifacts import save_torch
-from dspo.config import ParamError, require, seed_everything
+from dspo.config import ParamError, require, require_int_list, seed_everything
 from dspo.models.safety_transformer import build_discriminator
 from dspo.normalizers import GaussianNormalizer
 from dspo.schemas import SAFE_DEMO, UNLABELED, StepData
@@ -69,9 +69,7 @@ class DiscConfig:
         backbone = cfg.get("backbone")
         if backbone not in BACKBONES:
             raise ParamError(f"params.yaml: {name}.backbone={backbone!r} must be one of {list(BACKBONES)}")
-        hidden = cfg.get("mlp_hidden")
-        if not isinstance(hidden, list) or not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
-            raise ParamError(f"params.yaml: {name}.mlp_hidden={hidden!r} must be a non-empty list of positive ints")
+        hidden = require_int_list(cfg, "mlp_hidden", name)
         d_model = require(cfg, "d_model", name, kind=int, minimum=1)
         n_heads = require(cfg, "n_heads", name, kind=int, minimum=1)
         if d_model % n_heads:
