@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dspo.generation import nearest_distances
 from dspo.schemas import SAFE_DEMO, UNLABELED, StepData
 
 
@@ -84,10 +85,9 @@ def nn_distance_to_demos(data: StepData) -> pd.Series:
     """Negative Euclidean distance of each episode's feature summary to its nearest safe demo."""
     feats = episode_features(data)
     demo_ids = np.unique(data.episode_id[data.split == SAFE_DEMO])
-    x, demos = feats.to_numpy(), feats.loc[demo_ids].to_numpy()
-    dist = np.sqrt(((x[:, None, :] - demos[None, :, :]) ** 2).sum(-1))
+    dist = nearest_distances(feats.to_numpy(), feats.loc[demo_ids].to_numpy()).astype(np.float64)
     dist[np.isin(feats.index.to_numpy(), demo_ids)] = 0.0
-    return pd.Series(-dist.min(axis=1), index=feats.index)
+    return pd.Series(-dist, index=feats.index)
 
 
 def plot_labeling(episodes: pd.DataFrame, threshold: float, cost_limit: float, title: str, path) -> None:
