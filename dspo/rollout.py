@@ -7,7 +7,7 @@ envs that run side by side in one process.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -16,6 +16,38 @@ from dspo.envs import make_env
 from dspo.tasks import TaskSpec
 
 ActFn = Callable[[np.ndarray], np.ndarray]  # (n, obs_dim) float32 -> (n, act_dim)
+
+
+class EpisodicPolicy(Protocol):
+    """A policy with memory (e.g. a decision transformer): told when episodes start and what happened.
+
+    `reset(n)` when n envs start new episodes, `act(obs, env_idx)` for the live envs `env_idx`,
+    `observe(env_idx, actions, rewards)` after those envs stepped. Plain `ActFn`s are wrapped.
+    """
+
+    def reset(self, n: int) -> None: ...
+
+    def act(self, obs: np.ndarray, env_idx: np.ndarray) -> np.ndarray: ...
+
+    def observe(self, env_idx: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None: ...
+
+
+class _Memoryless:
+    def __init__(self, act_fn: ActFn):
+        self.act_fn = act_fn
+
+    def reset(self, n: int) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, env_idx: np.ndarray) -> np.ndarray:
+        return self.act_fn(obs)
+
+    def observe(self, env_idx: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        pass
+
+
+def as_episodic(policy: ActFn | EpisodicPolicy) -> EpisodicPolicy:
+    return policy if hasattr(policy, "observe") else _Memoryless(policy)
 
 
 @dataclass
@@ -53,7 +85,7 @@ def check_obs_dim(expected: int, env_obs_dim: int, what: str, task: str) -> None
         )
 
 
-def rollout_episodes(spec: TaskSpec, act_fn: ActFn, seeds: Sequence[int], *, n_envs: int = 8,
+def rollout_episodes(spec: TaskSpec, act_fn: ActFn | EpisodicPolicy, seeds: Sequence[int], *, n_envs: int = 8,
                      desc: str | None = None, envs: list | None = None) -> list[Episode]:
     """Run one episode per seed with `act_fn`, `n_envs` at a time, and return them in seed order."""
     seeds = list(seeds)
@@ -62,13 +94,14 @@ def rollout_episodes(spec: TaskSpec, act_fn: ActFn, seeds: Sequence[int], *, n_e
         n_envs = 1 if spec.one_env_per_process else n_envs
         envs = [make_env(spec) for _ in range(min(n_envs, len(seeds)))]
     low, high = envs[0].action_space.low, envs[0].action_space.high
+    policy = as_episodic(act_fn)
     episodes: list[Episode] = []
     bar = tqdm(total=len(seeds), desc=desc or f"rollout {spec.name}", unit="ep", leave=False,
                disable=desc is None)
     try:
         for start in range(0, len(seeds), len(envs)):
             chunk = seeds[start:start + len(envs)]
-            episodes.extend(_run_chunk(envs[:len(chunk)], chunk, act_fn, low, high, spec.max_episode_steps))
+            episodes.extend(_run_chunk(envs[:len(chunk)], chunk, policy, low, high, spec.max_episode_steps))
             bar.update(len(chunk))
     finally:
         bar.close()
@@ -78,8 +111,9 @@ def rollout_episodes(spec: TaskSpec, act_fn: ActFn, seeds: Sequence[int], *, n_e
     return episodes
 
 
-def _run_chunk(envs, seeds, act_fn, low, high, max_steps) -> list[Episode]:
+def _run_chunk(envs, seeds, policy: EpisodicPolicy, low, high, max_steps) -> list[Episode]:
     n = len(envs)
+    policy.reset(n)
     obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)]).astype(np.float32)
     buf = {k: [[] for _ in range(n)] for k in ("obs", "act", "rew", "cost", "term", "trunc")}
     alive = np.ones(n, dtype=bool)
@@ -87,18 +121,21 @@ def _run_chunk(envs, seeds, act_fn, low, high, max_steps) -> list[Episode]:
         idx = np.flatnonzero(alive)
         if idx.size == 0:
             break
-        actions = np.clip(np.asarray(act_fn(obs[idx]), dtype=np.float32), low, high)
+        actions = np.clip(np.asarray(policy.act(obs[idx], idx), dtype=np.float32), low, high)
+        rewards = np.zeros(len(idx), dtype=np.float32)
         for j, i in enumerate(idx):
             next_obs, reward, terminated, truncated, info = envs[i].step(actions[j])
             buf["obs"][i].append(obs[i].copy())
             buf["act"][i].append(actions[j])
             buf["rew"][i].append(reward)
+            rewards[j] = reward
             buf["cost"][i].append(info["cost"])
             buf["term"][i].append(terminated)
             buf["trunc"][i].append(truncated)
             obs[i] = next_obs
             if terminated or truncated:
                 alive[i] = False
+        policy.observe(idx, actions, rewards)
     episodes = []
     for i, seed in enumerate(seeds):
         trunc = np.asarray(buf["trunc"][i], dtype=bool)

@@ -1,7 +1,6 @@
 """Stage evaluate: roll a trained policy out in the real simulator and write normalized metrics."""
 from pathlib import Path
 
-import torch
 import typer
 
 from dspo.artifacts import write_json
@@ -9,25 +8,11 @@ from dspo.cli import stage, task_dirs
 from dspo.config import ParamError, load_params, require, resolve_device, section
 from dspo.envs import env_spaces
 from dspo.evaluation import eval_seeds, evaluate_policy
-from dspo.models.mlp import DeterministicPolicy
-from dspo.rollout import CheckpointMismatchError, check_obs_dim
+from dspo.policies import load_policy
 from dspo.schemas import EVAL_EPISODES, write_table
 from dspo.tasks import get_task
-from dspo.train.bc import policy_act_fn
 
 app = typer.Typer(add_completion=False)
-
-
-def load_policy(path: Path, task: str, obs_dim: int) -> DeterministicPolicy:
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: policy checkpoint not found (run its training stage first)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if ckpt.get("kind") != "deterministic_policy":
-        raise CheckpointMismatchError(f"{path}: not a policy checkpoint (kind={ckpt.get('kind')!r})")
-    if ckpt["task"] != task:
-        raise CheckpointMismatchError(f"{path}: policy was trained on task {ckpt['task']!r}, not {task!r}")
-    check_obs_dim(ckpt["obs_dim"], obs_dim, f"policy {path}", task)
-    return DeterministicPolicy.from_checkpoint(ckpt)
 
 
 @app.command()
@@ -44,8 +29,8 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     if not algo.replace("_", "").isalnum():
         raise ParamError(f"algo name {algo!r} must be alphanumeric with underscores")
     dirs = task_dirs(task)
-    policy = load_policy(dirs["models"] / algo / "policy.pt", task, env_spaces(spec).obs_dim)
-    table, metrics = evaluate_policy(spec, policy_act_fn(policy, resolve_device(device)),
+    policy = load_policy(dirs["models"] / algo / "policy.pt", task, env_spaces(spec).obs_dim, resolve_device(device))
+    table, metrics = evaluate_policy(spec, policy,
                                      eval_seeds(seed, episodes), n_envs, desc=f"evaluate {algo}")
     metrics["algo"] = algo
     out_dir = dirs["reports"] / "eval"

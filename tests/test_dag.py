@@ -94,8 +94,14 @@ def test_each_stage_lists_its_params_section():
     expected = {"train_behavior": "behavior", "collect": "collect", "train_bc@bc_all": "bc",
                 "train_bc@bc_safe": "bc", "evaluate@bc_all": "eval", "evaluate@bc_safe": "eval",
                 "train_discriminator": "disc", "train_diffusion": "diffusion", "generate": "generate",
-                "distill_bc": "distill", "evaluate@dspo": "eval"}
+                "distill_bc": "distill", "evaluate@dspo": "eval", "train_baseline@td3bc": "td3bc",
+                "train_baseline@iql": "iql", "train_baseline@cql": "cql", "train_baseline@dwbc": "dwbc",
+                "train_rgm": "rgm", "train_cdt_v": "cdt_v", "evaluate@cdt_v": "eval"}
     for name, section in expected.items():
         assert section in stages[name]["params"], name
+    baseline_sections = {"td3bc", "iql", "cql", "dwbc", "rgm", "cdt_v"}
+    for name in [n for n in expected if n.startswith(("train_baseline", "train_rgm", "train_cdt_v"))]:
+        listed = {p for p in stages[name]["params"] if isinstance(p, str)} & baseline_sections
+        assert listed == {expected[name]}, f"{name} must list only its own section, lists {listed}"
     assert "collect" not in stages["train_bc@bc_all"]["params"]
     assert "disc" not in stages["train_diffusion"]["params"]  # changes reach it through labeled.parquet

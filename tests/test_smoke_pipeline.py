@@ -30,6 +30,11 @@ TINY = {
     "diffusion": {"horizon": 8, "dim": 8, "train_steps": 30, "batch_size": 16, "ema_start": 10, "log_every": 10,
                   "save_every": 10},
     "generate": {"n_segments": 16, "sampling_steps": 5, "report_points": 50},
+    **{algo: {"steps": 40, "batch_size": 32, "hidden": [32, 32], "log_every": 10} for algo in ("td3bc", "iql", "dwbc")},
+    "cql": {"steps": 20, "batch_size": 32, "hidden": [32, 32], "n_actions": 3, "bc_steps": 5, "log_every": 10},
+    "rgm": {"steps": 30, "disc_steps": 10, "batch_size": 32, "hidden": [32, 32], "log_every": 10},
+    "cdt_v": {"steps": 20, "batch_size": 8, "warmup_steps": 5, "context_len": 5, "d_model": 16, "n_layers": 1,
+              "n_heads": 2, "log_every": 10},
 }
 
 
@@ -77,7 +82,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     summary = read_json(repo / "reports/BallCircle/dataset.json")
     assert summary["safe_demo"]["episodes"] == 3 and summary["safe_demo"]["safe_fraction"] == 1.0
     assert (repo / "reports/BallCircle/dataset.png").stat().st_size > 1000
-    for algo in ("bc_all", "bc_safe", "dspo", "analysis_oracle_dspo"):
+    for algo in ("bc_all", "bc_safe", "td3bc", "iql", "cql", "dwbc", "rgm", "cdt_v", "dspo", "analysis_oracle_dspo"):
         metrics = read_json(repo / f"reports/BallCircle/eval/{algo}.json")
         assert metrics["episodes"] == 3 and metrics["safe"] == (metrics["normalized_cost"] <= 1)
         assert (repo / f"models/BallCircle/{algo}/policy.pt").exists()
@@ -87,7 +92,8 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert 0 <= labeling["auroc"] <= 1 and "yardstick: -return" in labeling["yardsticks"]
     gen_report = read_json(repo / "reports/BallCircle/generation.json")
     assert gen_report["segments"] == 16 and gen_report["horizon"] == 8
-    assert "DSPO" in (repo / "reports/BallCircle/results.md").read_text()
+    results = (repo / "reports/BallCircle/results.md").read_text()
+    assert all(name in results for name in ("DSPO", "TD3+BC", "IQL", "CQL", "DWBC", "RGM", "CDT-V"))
 
     # A second repro is a no-op.
     assert "Running stage" not in dvc(repo, "repro")
