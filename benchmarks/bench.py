@@ -1,5 +1,5 @@
 """Benchmarks (not timed tests): simulator speed per family, lock-step vs single-env collection,
-and the wall time of each pipeline stage as last run by `dvc repro`.
+diffusion and baseline training rates, and the wall time of each pipeline stage as last run by `dvc repro`.
 
     python benchmarks/bench.py [--steps 2000] [--episodes 16] [--skip-metadrive]
 
@@ -140,6 +140,52 @@ def diffusion_rates(batch: int = 64, horizon: int = 32, transition_dim: int = 10
     return rows
 
 
+def baseline_rates(task: str = "BallCircle", updates: int = 200) -> list[tuple[str, float, int]]:
+    """Gradient updates/s of each baseline with its default params.yaml config on the task's dataset
+    (the committed one when present, else a synthetic table of the same width)."""
+    from dspo.config import load_params, seed_everything
+    from dspo.envs import env_spaces
+    from dspo.offline import STEP_LEARNERS, cdt, rgm
+    from dspo.offline.common import build_offline_data, config_from_params
+    from dspo.schemas import StepData, read_dataset
+
+    spec, params = get_task(task), load_params(REPO / "params.yaml")
+    spaces = env_spaces(spec)
+    path = REPO / "data" / task / "dataset.parquet"
+    if path.exists():
+        data = read_dataset(path, task=task)
+    else:
+        rng, n, length = np.random.default_rng(0), 40 * 200, 200
+        ep = np.repeat(np.arange(n // length), length)
+        data = StepData(task, ep, np.tile(np.arange(length), n // length),
+                        rng.standard_normal((n, spaces.obs_dim)).astype(np.float32),
+                        rng.uniform(spaces.act_low, spaces.act_high, (n, spaces.act_dim)).astype(np.float32),
+                        rng.standard_normal(n).astype(np.float32), np.zeros(n, bool), np.arange(n) % length == length - 1,
+                        np.where(ep < 4, "safe_demo", "unlabeled"))
+    offline = build_offline_data(data, spaces.act_low, spaces.act_high)
+    rows = []
+    for algo, learner_spec in STEP_LEARNERS.items():
+        cfg = config_from_params(learner_spec.config, params[algo], algo)
+        seed_everything(0)
+        learner = learner_spec.agent(offline.obs_dim, offline.act_dim, cfg)
+        learner.update(offline, 1)  # warm-up
+        start = time.perf_counter()
+        for step in range(2, updates + 2):
+            learner.update(offline, step)
+        rows.append((algo, updates / (time.perf_counter() - start), cfg.steps))
+    cfg = config_from_params(cdt.CDTConfig, params["cdt_v"], "cdt_v")
+    correction = rgm.RewardCorrection(offline.obs_dim, offline.act_dim, params["rgm"]["hidden"], 1.0)
+    cdt_data = cdt.build_cdt_data(data, correction, offline.obs_norm, offline.act_bounds, spec.cost_limit,
+                                  cfg.cost_target, cfg.context_len)
+    trainer = cdt.CDTTrainer(offline.obs_dim, offline.act_dim, cfg)
+    trainer.update(cdt_data, 1)
+    start = time.perf_counter()
+    for step in range(2, updates // 4 + 2):
+        trainer.update(cdt_data, step)
+    rows.append(("cdt_v", (updates // 4) / (time.perf_counter() - start), cfg.steps))
+    return rows
+
+
 def stage_times() -> list[dict]:
     path = REPO / TIMINGS_LOG
     if not path.exists():
@@ -169,6 +215,11 @@ def main(steps: int = 2000, episodes: int = 16, skip_metadrive: bool = False) ->
     print("\n## Diffusion model (default params, CPU)\n\n| what | rate | unit |\n|---|---|---|")
     for what, rate, unit in diffusion_rates():
         print(f"| {what} | {rate:,.0f} | {unit} |")
+
+    print("\n## Baselines: gradient updates/s with the default params (BallCircle dataset, CPU)\n")
+    print("| algorithm | updates/s | default steps | implied training time (s) |\n|---|---|---|---|")
+    for algo, rate, default_steps in baseline_rates():
+        print(f"| {algo} | {rate:,.1f} | {default_steps:,} | {default_steps / rate:,.0f} |")
 
     print("\n## Stage wall time (last `dvc repro` run of each stage)\n\n| task | stage | seconds | finished |")
     print("|---|---|---|---|")

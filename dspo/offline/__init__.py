@@ -7,14 +7,23 @@ params.yaml section and a `train(...)` returning (policy, loss curve, extras).
 """
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 from dspo.offline import cql, dwbc, iql, rgm, td3bc
 
-# algo name (= params.yaml section = models/<task>/<algo>/) -> (config class, train function)
+
+class Learner(NamedTuple):
+    config: type  # dataclass read from params.yaml section <algo>
+    agent: type  # holds the networks; `update(data, step) -> losses`
+    train: Callable  # (OfflineData, config, device, desc) -> (policy, curve, extras)
+
+
+# algo name (= params.yaml section = models/<task>/<algo>/) -> its learner
 STEP_LEARNERS = {
-    "td3bc": (td3bc.TD3BCConfig, td3bc.train),
-    "iql": (iql.IQLConfig, iql.train),
-    "cql": (cql.CQLConfig, cql.train),
-    "dwbc": (dwbc.DWBCConfig, dwbc.train),
-    "rgm": (rgm.RGMConfig, rgm.train),
+    "td3bc": Learner(td3bc.TD3BCConfig, td3bc.TD3BC, td3bc.train),
+    "iql": Learner(iql.IQLConfig, iql.IQL, iql.train),
+    "cql": Learner(cql.CQLConfig, cql.CQL, cql.train),
+    "dwbc": Learner(dwbc.DWBCConfig, dwbc.DWBC, dwbc.train),
+    "rgm": Learner(rgm.RGMConfig, rgm.RGM, rgm.train),
 }
 BASELINES = (*STEP_LEARNERS, "cdt_v")

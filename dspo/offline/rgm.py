@@ -13,10 +13,13 @@ extracts that policy by weighted BC. Following the authors' implementation:
    with V held fixed (the authors' alternating first-order scheme);
 4. the policy is w-weighted BC (self-normalized weights), deterministic actor.
 
-Simplifications: Delta r = MLP(s, a, r) with an L2 penalty on its output (`correction_penalty`)
-instead of the authors' bounded residual -- with 3 % demos in D a tanh-bounded correction
-saturated at -1 for every transition within a few hundred steps and stopped learning (measured
-on BallCircle); rewards standardized before use, the density ratio clipped to [1e-2, 1e2],
+Simplifications and stabilizers: Delta r = scale * tanh(MLP(s, a, r)) (the authors' bounded
+residual) plus an optional L2 penalty on it, and Delta r enters the advantage *centered on the
+batch*. Its level is absorbed by V (V moves by shift / (1 - gamma)), so without centering the two
+levels drift along that direction: on BallCircle the tanh correction saturated at -1 for every
+transition within a few hundred steps, and an unbounded one drifted to -3e4; centered but
+unbounded, the expert-side correction grew without limit (w ~ rho ~ 30-100 on demo transitions
+is what the upper level asks for). Also: rewards standardized before use, the density ratio clipped to [1e-2, 1e2],
 constant learning rates (no cosine schedule), and a CPU-sized number of steps.
 The learned correction is saved beside the policy: CDT-V reads it as its transition cost.
 """
@@ -47,17 +50,18 @@ class RGMConfig:
     hidden: list[int] = param()
     gamma: float = param(0, maximum=1)
     alpha: float = param(0, strict=True)
+    correction_scale: float = param(0, strict=True)
     correction_penalty: float = param(0)
     log_every: int = param(1)
 
 
 class RewardCorrection(nn.Module):
-    """Delta r(s, a, r) = MLP([s, a, r_std]), in standardized reward units; carries its standardization."""
+    """Delta r(s, a, r) = scale * tanh(MLP([s, a, r_std])), standardized reward units; carries its standardization."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], reward_mean: float = 0.0,
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], scale: float, reward_mean: float = 0.0,
                  reward_std: float = 1.0):
         super().__init__()
-        self.hidden = list(hidden)
+        self.hidden, self.scale = list(hidden), float(scale)
         self.reward_mean, self.reward_std = float(reward_mean), float(reward_std)
         self.net = mlp(obs_dim + act_dim + 1, hidden, 1)
 
@@ -66,17 +70,18 @@ class RewardCorrection(nn.Module):
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, action, self.standardize(reward)[:, None]], dim=-1)
-        return self.net(x).squeeze(-1)
+        return self.scale * torch.tanh(self.net(x).squeeze(-1))
 
     def checkpoint(self, task: str, obs_norm: GaussianNormalizer, act_bounds, obs_dim: int, act_dim: int) -> dict:
         return {"kind": "rgm_reward_correction", "task": task, "obs_dim": obs_dim, "act_dim": act_dim,
-                "hidden": self.hidden, "reward_mean": self.reward_mean,
+                "hidden": self.hidden, "scale": self.scale, "reward_mean": self.reward_mean,
                 "reward_std": self.reward_std, "obs_norm": obs_norm.state_dict(), "act_bounds": act_bounds.state_dict(),
                 "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "RewardCorrection":
-        model = cls(ckpt["obs_dim"], ckpt["act_dim"], ckpt["hidden"], ckpt["reward_mean"], ckpt["reward_std"])
+        model = cls(ckpt["obs_dim"], ckpt["act_dim"], ckpt["hidden"], ckpt["scale"], ckpt["reward_mean"],
+                    ckpt["reward_std"])
         model.load_state_dict(ckpt["state_dict"])
         return model.eval()
 
@@ -99,7 +104,8 @@ class RGM:
         self.cfg = cfg
         self.classifier = mlp(obs_dim + act_dim, cfg.hidden, 1).to(device)
         self.value = ValueNet(obs_dim, cfg.hidden).to(device)
-        self.correction = RewardCorrection(obs_dim, act_dim, cfg.hidden, reward_mean, reward_std).to(device)
+        self.correction = RewardCorrection(obs_dim, act_dim, cfg.hidden, cfg.correction_scale, reward_mean,
+                                           reward_std).to(device)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden).to(device)
         self.classifier_optim = torch.optim.Adam(self.classifier.parameters(), lr=cfg.lr)
         self.value_optim = torch.optim.Adam(self.value.parameters(), lr=cfg.lr)
@@ -120,7 +126,9 @@ class RGM:
         return {"classifier_loss": loss.item()}
 
     def _advantage(self, b, correction: torch.Tensor, v: torch.Tensor, next_v: torch.Tensor) -> torch.Tensor:
-        reward = self.correction.standardize(b["reward"]) + correction
+        # The correction enters centered on the batch: a constant shift of Delta r is absorbed by V
+        # (V moves by shift / (1 - gamma)) and is a direction the two levels can drift along forever.
+        reward = self.correction.standardize(b["reward"]) + correction - correction.mean()
         return (reward + self.cfg.gamma * (1.0 - b["done"]) * next_v - v) / self.cfg.alpha
 
     def update(self, data: OfflineData, step: int) -> dict[str, float]:

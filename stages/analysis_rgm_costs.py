@@ -1,0 +1,58 @@
+"""Stage analysis_rgm_costs: how well RGM's reward correction labels safety (the cost CDT-V uses).
+
+The DSPO paper (§5) suspects transition-level safety signals are hard to reconstruct; this
+measures it with the oracle: per transition, AUROC of the estimated cost for "the true step
+cost is > 0"; per episode, the Table-2 metrics of minus the summed estimated cost on D^U, beside
+the discriminator's AUROC. Analysis only: nothing trains on its output.
+"""
+import numpy as np
+import pandas as pd
+import torch
+import typer
+
+from dspo.artifacts import read_json, write_json
+from dspo.cli import stage, task_dirs
+from dspo.labeling import auroc, pearson, score_metrics
+from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
+from dspo.offline.cdt import corrections, estimated_costs
+from dspo.offline.rgm import RewardCorrection
+from dspo.schemas import ORACLE, read_dataset, read_frame
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@stage
+def main(task: str = typer.Option(..., help="task name from the registry")) -> None:
+    dirs = task_dirs(task)
+    data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
+    oracle = read_frame(ORACLE, dirs["data"] / "oracle.parquet")
+    steps = pd.DataFrame({"episode_id": data.episode_id, "step": data.step})
+    steps = steps.merge(oracle[["episode_id", "step", "cost"]], on=["episode_id", "step"], how="left")
+    if steps["cost"].isna().any():
+        raise ValueError("dataset.parquet and oracle.parquet disagree on (episode, step) rows (rerun collect)")
+    ckpt = torch.load(dirs["models"] / "rgm" / "reward_correction.pt", map_location="cpu", weights_only=False)
+    correction = RewardCorrection.from_checkpoint(ckpt)
+    delta = corrections(correction, GaussianNormalizer.from_state_dict(ckpt["obs_norm"]),
+                        BoundsNormalizer.from_state_dict(ckpt["act_bounds"]), data.obs, data.action, data.reward)
+    cost = estimated_costs(delta, float(delta.mean()), float(delta.std()) or 1.0)
+
+    episodes = oracle.groupby("episode_id").first()[["is_safe", "source_agent", "cost_return"]]
+    per_episode = pd.DataFrame({"episode_id": data.episode_id, "est_cost": cost, "reward": data.reward,
+                                "split": data.split}).groupby("episode_id").agg(
+        est_cost=("est_cost", "sum"), ret=("reward", "sum"), split=("split", "first"))
+    episodes = per_episode.join(episodes).rename(columns={"ret": "return"})
+    metrics = {
+        "transition_auroc_cost_positive": auroc(cost, steps["cost"].to_numpy() > 0),
+        "transition_pearson_cost": pearson(cost, steps["cost"].to_numpy()),
+        "episode": score_metrics(-episodes["est_cost"].to_numpy(), episodes),
+        "episode_pearson_cost_return": pearson(episodes["est_cost"].to_numpy(), episodes["cost_return"].to_numpy()),
+    }
+    metrics["discriminator_episode_auroc"] = read_json(dirs["reports"] / "labeling.json")["auroc"]
+    write_json(metrics, dirs["reports"] / "rgm_costs.json")
+    typer.echo(f"RGM-estimated cost: transition AUROC {metrics['transition_auroc_cost_positive']:.3f}, "
+               f"episode AUROC (safe, D^U) {metrics['episode']['auroc']:.3f}")
+
+
+if __name__ == "__main__":
+    app()
