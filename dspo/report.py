@@ -51,15 +51,19 @@ def write_results(spec: TaskSpec, eval_files: list[Path], md_path: Path, png_pat
     frame = collect_results(eval_files)
     with atomic_path(md_path) as tmp:
         tmp.write_text(results_markdown(spec, frame))
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for _, row in frame.iterrows():
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    markers = "osD^v<>pXh*"
+    for i, (_, row) in enumerate(frame.iterrows()):
         ax.errorbar(row.normalized_cost, row.normalized_reward, xerr=row.normalized_cost_std,
-                    yerr=row.normalized_reward_std, fmt="o", capsize=3, label=row["name"])
-    ax.axvline(1.0, color="k", ls="--", lw=1, label="cost limit (normalized cost 1)")
-    ax.set_xlabel("normalized cost C/κ")
+                    yerr=row.normalized_reward_std, fmt=markers[i % len(markers)], capsize=3, ms=7,
+                    mfc=None if row.safe else "white", label=f"{row['name']}{'' if row.safe else ' (unsafe)'}")
+    ax.axvspan(ax.get_xlim()[0], 1.0, color="tab:green", alpha=0.08, lw=0, label="safe region")
+    ax.axvline(1.0, color="k", ls="--", lw=1, label="cost limit κ (normalized cost 1)")
+    ax.set_xlabel("normalized cost C/κ  (mean ± std over episodes)")
     ax.set_ylabel("normalized reward")
-    ax.set_title(f"{spec.name}: reward vs cost per algorithm")
+    ax.set_title(f"{spec.name}: reward vs cost per algorithm (hollow = unsafe)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
     save_figure(fig, png_path)
     return frame
