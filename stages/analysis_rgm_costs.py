@@ -5,7 +5,6 @@ measures it with the oracle: per transition, AUROC of the estimated cost for "th
 cost is > 0"; per episode, the Table-2 metrics of minus the summed estimated cost on D^U, beside
 the discriminator's AUROC. Analysis only: nothing trains on its output.
 """
-import numpy as np
 import pandas as pd
 import torch
 import typer

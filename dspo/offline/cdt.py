@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
-from dspo.offline.common import param, run_updates, step_optimizer
+from dspo.offline.common import param, run_updates
 from dspo.offline.rgm import RewardCorrection
 from dspo.schemas import SAFE_DEMO, StepData
 
@@ -148,11 +148,9 @@ def build_cdt_data(data: StepData, correction: RewardCorrection, obs_norm: Gauss
 
     is_last = np.ones(len(ep), dtype=bool)
     is_last[:-1] = ep[1:] != ep[:-1]
-    end = np.zeros(len(ep), dtype=np.int64)
     last_rows = np.flatnonzero(is_last)
     first_rows = np.concatenate([[0], last_rows[:-1] + 1])
-    for first, last in zip(first_rows, last_rows):  # per episode (a few hundred), not per sample
-        end[first:last + 1] = last + 1
+    end = np.repeat(last_rows + 1, last_rows - first_rows + 1)  # one past each row's episode end
     rows = np.arange(len(ep))
     can_start = (rows + context_len <= end) | np.isin(rows, first_rows)
 
