@@ -68,8 +68,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         cfg = config_from_params(learner.config, section(all_params, algo), algo)
         offline = build_offline_data(data, spaces.act_low, spaces.act_high, torch_device)
         seed_everything(seed)
-        kwargs = {"episode_steps": spec.max_episode_steps} if algo == "iql" else {}
-        policy, curve, extras = learner.train(offline, cfg, torch_device, desc=algo, **kwargs)
+        policy, curve, extras = learner.train(offline, cfg, torch_device, desc=algo)
         if "correction" in extras:
             correction = extras.pop("correction")
             save_torch(correction.checkpoint(task, offline.obs_norm, offline.act_bounds, offline.obs_dim,

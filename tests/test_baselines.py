@@ -66,8 +66,7 @@ def offline() -> OfflineData:
 def test_learner_losses_are_finite_decrease_and_actions_stay_in_bounds(algo, offline):
     torch.manual_seed(0)
     train = STEP_LEARNERS[algo].train
-    kwargs = {"episode_steps": 25} if algo == "iql" else {}
-    policy, curve, _ = train(offline, make_config(algo), "cpu", desc=algo, **kwargs)
+    policy, curve, _ = train(offline, make_config(algo), "cpu", desc=algo)
     losses = curve.drop(columns="step")
     assert np.isfinite(losses.to_numpy()).all(), curve
     for key in DECREASING[algo]:
@@ -105,6 +104,7 @@ def test_transitions_drop_truncated_ends_and_keep_successors():
     raw_next = data.obs_norm.normalize(steps.obs[3])
     assert np.allclose(data.next_obs[row].numpy(), raw_next, atol=1e-5)
     assert data.init_obs.shape == (3, 4)
+    assert data.episode_steps == 5  # from the raw table, dropped truncated ends included
     assert data.action.abs().max() <= 1.0
     assert int(data.expert.sum()) == 4  # 5 demo steps minus the dropped truncated end
 

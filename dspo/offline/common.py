@@ -76,6 +76,7 @@ class OfflineData:
     init_obs: torch.Tensor  # [E, obs_dim] first observation of every episode
     episode_id: np.ndarray  # [N]
     step: np.ndarray  # [N]
+    episode_steps: int  # longest episode in the table (before truncated ends were dropped)
     obs_norm: GaussianNormalizer
     act_bounds: BoundsNormalizer
 
@@ -155,7 +156,8 @@ def build_offline_data(data: StepData, act_low: np.ndarray, act_high: np.ndarray
         done=tensor(term[keep] & is_last[keep]),
         expert=tensor(expert[keep], dtype=torch.bool),
         init_obs=tensor(obs_norm.normalize(obs[is_first])),
-        episode_id=ep[keep], step=step[keep], obs_norm=obs_norm, act_bounds=bounds,
+        episode_id=ep[keep], step=step[keep], episode_steps=int(step.max()) + 1, obs_norm=obs_norm,
+        act_bounds=bounds,
     )
 
 
@@ -287,3 +289,9 @@ def run_updates(update: Callable[[int], dict[str, float]], steps: int, log_every
             history.append({"step": step, **{k: v / count for k, v in sums.items()}})
             sums, count = {}, 0
     return pd.DataFrame(history)
+
+
+def fit(agent, data: OfflineData, steps: int, log_every: int, desc: str):
+    """Run `agent.update` for `steps` minibatches; return its exported policy and loss curve."""
+    curve = run_updates(lambda step: agent.update(data, step), steps, log_every, desc)
+    return agent.export(data), curve

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dspo.offline.common import (OfflineData, TanhGaussianActor, TwinQ, param, run_updates, soft_update,
+from dspo.offline.common import (OfflineData, TanhGaussianActor, TwinQ, param, fit, soft_update,
                                  step_optimizer)
 
 
@@ -107,6 +107,5 @@ class CQL:
 
 
 def train(data: OfflineData, cfg: CQLConfig, device, desc: str = "cql"):
-    agent = CQL(data.obs_dim, data.act_dim, cfg, device)
-    curve = run_updates(lambda step: agent.update(data, step), cfg.steps, cfg.log_every, desc)
-    return agent.export(data), curve, {}
+    policy, curve = fit(CQL(data.obs_dim, data.act_dim, cfg, device), data, cfg.steps, cfg.log_every, desc)
+    return policy, curve, {}

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from dspo.models.mlp import mlp
-from dspo.offline.common import (OfflineData, TanhGaussianActor, param, require_expert_data, run_updates,
+from dspo.offline.common import (OfflineData, TanhGaussianActor, param, require_expert_data, fit,
                                  step_optimizer)
 
 LOG_PI_MIN, LOG_PI_MAX = -20.0, 10.0
@@ -101,6 +101,5 @@ class DWBC:
 
 def train(data: OfflineData, cfg: DWBCConfig, device, desc: str = "dwbc"):
     require_expert_data(data, "DWBC")
-    agent = DWBC(data.obs_dim, data.act_dim, cfg, device)
-    curve = run_updates(lambda step: agent.update(data, step), cfg.steps, cfg.log_every, desc)
-    return agent.export(data), curve, {}
+    policy, curve = fit(DWBC(data.obs_dim, data.act_dim, cfg, device), data, cfg.steps, cfg.log_every, desc)
+    return policy, curve, {}

@@ -3,7 +3,7 @@
 Reward-only baseline on D^S and D^U. Defaults are the paper's locomotion settings (expectile
 0.7, inverse temperature 3, weights clipped at 100, tau 0.005, gamma 0.99, Adam 3e-4,
 256-256 MLPs, batch 256, rewards scaled by 1000 / (max - min episode return) -- here by
-`max_episode_steps / (max - min)` since our episodes are not 1000 steps long).
+`episode_steps / (max - min)`, the longest episode in the data, since ours are not 1000 steps long).
 Simplification: the actor is deterministic, trained by exp(beta * A)-weighted MSE (the
 fixed-variance Gaussian of AWR; CORL offers the same choice); no cosine actor-lr decay.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dspo.offline.common import (DeterministicActor, OfflineData, TwinQ, ValueNet, param, run_updates,
+from dspo.offline.common import (DeterministicActor, OfflineData, TwinQ, ValueNet, param, fit,
                                  soft_update, step_optimizer)
 
 
@@ -40,11 +40,11 @@ def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     return (weight * diff ** 2).mean()
 
 
-def reward_scale(data: OfflineData, episode_steps: int) -> float:
-    """IQL's locomotion normalization: rewards * steps / (max - min episode return)."""
+def reward_scale(data: OfflineData) -> float:
+    """IQL's locomotion normalization: rewards * episode steps / (max - min episode return)."""
     returns = np.bincount(np.unique(data.episode_id, return_inverse=True)[1], weights=data.reward.cpu().numpy())
     spread = float(returns.max() - returns.min())
-    return episode_steps / spread if spread > 0 else 1.0
+    return data.episode_steps / spread if spread > 0 else 1.0
 
 
 class IQL:
@@ -85,8 +85,8 @@ class IQL:
         return self.actor.export(data)
 
 
-def train(data: OfflineData, cfg: IQLConfig, device, desc: str = "iql", episode_steps: int = 1000):
-    scale = reward_scale(data, episode_steps) if cfg.normalize_reward else 1.0
-    agent = IQL(data.obs_dim, data.act_dim, cfg, device, reward_scale=scale)
-    curve = run_updates(lambda step: agent.update(data, step), cfg.steps, cfg.log_every, desc)
-    return agent.export(data), curve, {"reward_scale": scale}
+def train(data: OfflineData, cfg: IQLConfig, device, desc: str = "iql"):
+    scale = reward_scale(data) if cfg.normalize_reward else 1.0
+    policy, curve = fit(IQL(data.obs_dim, data.act_dim, cfg, device, reward_scale=scale), data, cfg.steps,
+                        cfg.log_every, desc)
+    return policy, curve, {"reward_scale": scale}

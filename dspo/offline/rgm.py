@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dspo.models.mlp import mlp
-from dspo.offline.common import (DeterministicActor, OfflineData, ValueNet, param, require_expert_data,
+from dspo.offline.common import (DeterministicActor, OfflineData, ValueNet, param, fit, require_expert_data,
                                  run_updates, step_optimizer)
 from dspo.normalizers import GaussianNormalizer
 
@@ -177,6 +177,6 @@ def train(data: OfflineData, cfg: RGMConfig, device, desc: str = "rgm"):
     agent = RGM(data.obs_dim, data.act_dim, cfg, device, float(reward.mean()), float(reward.std().clamp_min(1e-6)))
     disc_curve = run_updates(lambda step: agent.classifier_update(data), cfg.disc_steps, cfg.log_every,
                              f"{desc} classifier")
-    curve = run_updates(lambda step: agent.update(data, step), cfg.steps, cfg.log_every, desc)
-    curve["classifier_loss"] = float(disc_curve["classifier_loss"].iloc[-1])
-    return agent.export(data), curve, {"correction": agent.correction.cpu().eval()}
+    policy, curve = fit(agent, data, cfg.steps, cfg.log_every, desc)
+    return policy, curve, {"correction": agent.correction.cpu().eval(),
+                           "classifier_loss": float(disc_curve["classifier_loss"].iloc[-1])}

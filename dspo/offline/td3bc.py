@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dspo.offline.common import (DeterministicActor, OfflineData, TwinQ, param, run_updates, soft_update,
+from dspo.offline.common import (DeterministicActor, OfflineData, TwinQ, param, fit, soft_update,
                                  step_optimizer)
 
 
@@ -72,6 +72,5 @@ class TD3BC:
 
 
 def train(data: OfflineData, cfg: TD3BCConfig, device, desc: str = "td3bc"):
-    agent = TD3BC(data.obs_dim, data.act_dim, cfg, device)
-    curve = run_updates(lambda step: agent.update(data, step), cfg.steps, cfg.log_every, desc)
-    return agent.export(data), curve, {}
+    policy, curve = fit(TD3BC(data.obs_dim, data.act_dim, cfg, device), data, cfg.steps, cfg.log_every, desc)
+    return policy, curve, {}
