@@ -22,9 +22,9 @@ warnings.filterwarnings("ignore")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dspo.cli import TIMINGS_LOG  # noqa: E402
-from dspo.envs import make_env  # noqa: E402
-from dspo.tasks import get_task  # noqa: E402
+from dspo.core.cli import TIMINGS_LOG  # noqa: E402
+from dspo.data.envs import make_env  # noqa: E402
+from dspo.data.tasks import get_task  # noqa: E402
 
 FAMILY_TASKS = ["BallCircle", "CarCircle", "DroneRun", "SwimmerVelocity", "HopperVelocity", "PointGoal1",
                 "MetaDrive-easysparse"]
@@ -56,10 +56,10 @@ def lockstep_rate(task: str, episodes: int, n_envs: int) -> float:
     """Env steps/s of `rollout_episodes` with a torch MLP policy in the loop."""
     import torch
 
-    from dspo.models.mlp import DeterministicPolicy
-    from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
-    from dspo.rollout import rollout_episodes
-    from dspo.train.bc import policy_act_fn
+    from dspo.learners.nets import DeterministicPolicy
+    from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
+    from dspo.data.rollout import rollout_episodes
+    from dspo.learners.bc import policy_act_fn
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -82,7 +82,7 @@ def diffusion_rates(batch: int = 64, horizon: int = 32, transition_dim: int = 10
     import torch
     import yaml
 
-    from dspo.diffusion import DiffusionConfig, build_model, make_scheduler, sample_segments
+    from dspo.learners.dspo.diffusion.trainer import DiffusionConfig, build_model, make_scheduler, sample_segments
 
     cfg = DiffusionConfig.from_params(yaml.safe_load((REPO / "params.yaml").read_text())["diffusion"])
     torch.manual_seed(0)
@@ -143,11 +143,11 @@ def diffusion_rates(batch: int = 64, horizon: int = 32, transition_dim: int = 10
 def baseline_rates(task: str = "BallCircle", updates: int = 200) -> list[tuple[str, float, int]]:
     """Gradient updates/s of each baseline with its default params.yaml config on the task's dataset
     (the committed one when present, else a synthetic table of the same width)."""
-    from dspo.config import load_params, seed_everything
-    from dspo.envs import env_spaces
-    from dspo.offline import STEP_LEARNERS, cdt, rgm
-    from dspo.offline.common import build_offline_data, config_from_params
-    from dspo.schemas import StepData, read_dataset
+    from dspo.core.config import load_params, seed_everything
+    from dspo.data.envs import env_spaces
+    from dspo.learners.baselines import STEP_LEARNERS, cdt, rgm
+    from dspo.learners.transitions import build_offline_data, config_from_params
+    from dspo.data.schemas import StepData, read_dataset
 
     spec, params = get_task(task), load_params(REPO / "params.yaml")
     spaces = env_spaces(spec)

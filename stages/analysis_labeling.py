@@ -9,14 +9,15 @@ import pandas as pd
 import torch
 import typer
 
-from dspo.artifacts import atomic_path, write_json
-from dspo.cli import stage, task_dirs
-from dspo.config import seed_everything
-from dspo.labeling import nn_distance_to_demos, plot_labeling, score_metrics
-from dspo.models.safety_transformer import build_discriminator
-from dspo.schemas import LABELED, ORACLE, SAFE_DEMO, read_dataset, read_frame
-from dspo.tasks import get_task
-from dspo.train.discriminator import load_discriminator_checkpoint, score_episodes
+from dspo.core.artifacts import atomic_path, write_json
+from dspo.core.cli import stage, task_dirs
+from dspo.core.config import seed_everything
+from dspo.core.errors import DataError
+from dspo.data.schemas import LABELED, ORACLE, SAFE_DEMO, read_dataset, read_frame
+from dspo.data.tasks import get_task
+from dspo.evaluation.labeling import nn_distance_to_demos, plot_labeling, score_metrics
+from dspo.learners.dspo.discriminator import load_discriminator_checkpoint, score_episodes
+from dspo.learners.dspo.safety_transformer import build_discriminator
 
 app = typer.Typer(add_completion=False)
 METRIC_COLUMNS = ["auroc", "auroc_within_agent", "recall", "accuracy", "f1", "pearson_safety", "pearson_return"]
@@ -32,7 +33,7 @@ def main(task: str = typer.Option(..., help="task name from the registry")) -> N
     oracle = read_frame(ORACLE, dirs["data"] / "oracle.parquet").groupby("episode_id").first()
     episodes = labeled.set_index("episode_id").join(oracle[["is_safe", "source_agent", "cost_return"]], how="inner")
     if len(episodes) != len(labeled):
-        raise ValueError("labeled.parquet and oracle.parquet disagree on the episode ids (rerun collect and label_safety)")
+        raise DataError("labeled.parquet and oracle.parquet disagree on the episode ids (rerun collect and label_safety)")
     threshold = float(episodes.loc[episodes["split"] == SAFE_DEMO, "z"].min())
 
     rows = {"discriminator": score_metrics(episodes["z"].to_numpy(), episodes, threshold)}

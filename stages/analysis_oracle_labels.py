@@ -7,8 +7,9 @@ discriminator. Its outputs never feed a DSPO stage (tests/test_dag.py).
 import numpy as np
 import typer
 
-from dspo.cli import stage, task_dirs
-from dspo.schemas import LABELED, ORACLE, read_dataset, read_frame, write_table
+from dspo.core.cli import stage, task_dirs
+from dspo.core.errors import DataError
+from dspo.data.schemas import LABELED, ORACLE, read_dataset, read_frame, write_table
 
 app = typer.Typer(add_completion=False)
 
@@ -23,7 +24,7 @@ def main(task: str = typer.Option(..., help="task name from the registry")) -> N
     returns = data.episode_returns().reindex(ids).to_numpy()
     z = oracle.reindex(ids).astype(float).to_numpy()
     if np.isnan(z).any():
-        raise ValueError("oracle.parquet lacks some dataset episodes (rerun collect)")
+        raise DataError("oracle.parquet lacks some dataset episodes (rerun collect)")
     write_table(LABELED, {"episode_id": ids, "split": data.split[first], "return": returns, "z": z},
                 dirs["data"] / "analysis_oracle_labeled.parquet", task=task)
     typer.echo(f"{int(z.sum())} of {len(z)} episodes truly safe -> {dirs['data'] / 'analysis_oracle_labeled.parquet'}")

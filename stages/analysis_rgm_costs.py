@@ -6,16 +6,15 @@ cost is > 0"; per episode, the Table-2 metrics of minus the summed estimated cos
 the discriminator's AUROC. Analysis only: nothing trains on its output.
 """
 import pandas as pd
-import torch
 import typer
 
-from dspo.artifacts import read_json, write_json
-from dspo.cli import stage, task_dirs
-from dspo.labeling import auroc, pearson, score_metrics
-from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
-from dspo.offline.cdt import corrections, estimated_costs
-from dspo.offline.rgm import RewardCorrection
-from dspo.schemas import ORACLE, read_dataset, read_frame
+from dspo.core.artifacts import read_json, write_json
+from dspo.core.cli import stage, task_dirs
+from dspo.core.errors import DataError
+from dspo.data.schemas import ORACLE, read_dataset, read_frame
+from dspo.evaluation.labeling import auroc, pearson, score_metrics
+from dspo.learners.baselines.cdt_v import corrections, estimated_costs
+from dspo.learners.baselines.rgm import RewardCorrection
 
 app = typer.Typer(add_completion=False)
 
@@ -29,11 +28,9 @@ def main(task: str = typer.Option(..., help="task name from the registry")) -> N
     steps = pd.DataFrame({"episode_id": data.episode_id, "step": data.step})
     steps = steps.merge(oracle[["episode_id", "step", "cost"]], on=["episode_id", "step"], how="left")
     if steps["cost"].isna().any():
-        raise ValueError("dataset.parquet and oracle.parquet disagree on (episode, step) rows (rerun collect)")
-    ckpt = torch.load(dirs["models"] / "rgm" / "reward_correction.pt", map_location="cpu", weights_only=False)
-    correction = RewardCorrection.from_checkpoint(ckpt)
-    delta = corrections(correction, GaussianNormalizer.from_state_dict(ckpt["obs_norm"]),
-                        BoundsNormalizer.from_state_dict(ckpt["act_bounds"]), data.obs, data.action, data.reward)
+        raise DataError("dataset.parquet and oracle.parquet disagree on (episode, step) rows (rerun collect)")
+    correction, (obs_norm, bounds) = RewardCorrection.load(dirs["models"] / "rgm" / "reward_correction.pt", task)
+    delta = corrections(correction, obs_norm, bounds, data.obs, data.action, data.reward)
     cost = estimated_costs(delta, float(delta.mean()), float(delta.std()) or 1.0)
 
     episodes = oracle.groupby("episode_id").first()[["is_safe", "source_agent", "cost_return"]]

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import typer
 
-from dspo.artifacts import write_json
-from dspo.cli import stage
-from dspo.toy2d import plot_toy
+from dspo.core.artifacts import write_json
+from dspo.core.cli import stage
+from dspo.evaluation.toy2d import plot_toy
 
 app = typer.Typer(add_completion=False)
 

@@ -3,12 +3,13 @@ from pathlib import Path
 
 import typer
 
-from dspo.artifacts import read_json, write_json
-from dspo.cli import stage, task_dirs
-from dspo.collect import (CollectConfig, SplitError, dataset_summary, episode_frame, plan_jobs, plot_dataset,
-                          run_jobs, split_episodes, write_tables)
-from dspo.config import load_params, section
-from dspo.tasks import get_task
+from dspo.core.artifacts import read_json, write_json
+from dspo.core.cli import stage, task_dirs
+from dspo.core.config import read_section
+from dspo.core.errors import SplitError
+from dspo.data.collect import (CollectConfig, dataset_summary, episode_frame, plan_jobs, plot_dataset, run_jobs,
+                               split_episodes, write_tables)
+from dspo.data.tasks import get_task
 
 app = typer.Typer(add_completion=False)
 
@@ -19,7 +20,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          seed: int = typer.Option(0, help="base seed"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     spec = get_task(task)
-    cfg = CollectConfig.from_params(section(load_params(params), "collect"))
+    cfg = read_section(CollectConfig, params)
     dirs = task_dirs(task)
     behavior_dir = dirs["models"] / "behavior"
     index = read_json(behavior_dir / "index.json")

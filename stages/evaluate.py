@@ -3,14 +3,15 @@ from pathlib import Path
 
 import typer
 
-from dspo.artifacts import write_json
-from dspo.cli import stage, task_dirs
-from dspo.config import ParamError, load_params, require, resolve_device, section
-from dspo.envs import env_spaces
-from dspo.evaluation import eval_seeds, evaluate_policy
-from dspo.policies import load_policy
-from dspo.schemas import EVAL_EPISODES, write_table
-from dspo.tasks import get_task
+from dspo.core.artifacts import write_json
+from dspo.core.cli import stage, task_dirs
+from dspo.core.config import read_section, resolve_device
+from dspo.core.errors import ParamError
+from dspo.core.seeds import eval_seeds
+from dspo.data.schemas import EVAL_EPISODES, write_table
+from dspo.data.tasks import get_task
+from dspo.evaluation.evaluate import EvalConfig, evaluate_policy
+from dspo.evaluation.policies import load_policy
 
 app = typer.Typer(add_completion=False)
 
@@ -22,16 +23,13 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     spec = get_task(task)
-    cfg = section(load_params(params), "eval")
-    episodes = require(cfg, "episodes", "eval", kind=int, minimum=1)
-    seed = require(cfg, "seed", "eval", kind=int, minimum=0)
-    n_envs = require(cfg, "n_envs", "eval", kind=int, minimum=1)
+    cfg = read_section(EvalConfig, params)
     if not algo.replace("_", "").isalnum():
         raise ParamError(f"algo name {algo!r} must be alphanumeric with underscores")
     dirs = task_dirs(task)
-    policy = load_policy(dirs["models"] / algo / "policy.pt", task, env_spaces(spec).obs_dim, resolve_device(device))
-    table, metrics = evaluate_policy(spec, policy,
-                                     eval_seeds(seed, episodes), n_envs, desc=f"evaluate {algo}")
+    policy = load_policy(dirs["models"] / algo / "policy.pt", task, spec.obs_dim, resolve_device(device))
+    table, metrics = evaluate_policy(spec, policy, eval_seeds(cfg.seed, cfg.episodes), cfg.n_envs,
+                                     desc=f"evaluate {algo}")
     metrics["algo"] = algo
     out_dir = dirs["reports"] / "eval"
     write_table(EVAL_EPISODES, {c: table[c].to_numpy() for c in EVAL_EPISODES.columns()},

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from dspo.artifacts import write_json
-from dspo.cli import stage, task_dirs
-from dspo.config import load_params, require, resolve_device, section
-from dspo.diffusion import GenerateConfig, draw_conditions, load_diffusion_checkpoint
-from dspo.envs import env_spaces
-from dspo.generation import generation_report, plot_generation
-from dspo.schemas import GENERATED, LABELED, SAFE_DEMO, read_dataset, read_frame, write_table
+from dspo.core.artifacts import write_json
+from dspo.core.cli import stage, task_dirs
+from dspo.core.config import read_section, resolve_device
+from dspo.data.schemas import GENERATED, LABELED, SAFE_DEMO, read_dataset, read_frame, write_table
+from dspo.data.tasks import get_task
+from dspo.evaluation.generation import generation_report, plot_generation
+from dspo.learners.dspo.diffusion.sampling import GenerateConfig, draw_conditions
+from dspo.learners.dspo.diffusion.trainer import load_diffusion_checkpoint
 
 app = typer.Typer(add_completion=False)
 
@@ -28,11 +29,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          report: Path = typer.Option(..., help="quality report JSON (a PNG is written beside it)"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
-    cfg_all = load_params(params)
-    gen_cfg = GenerateConfig.from_params(section(cfg_all, "generate"))
-    max_points = require(section(cfg_all, "generate"), "report_points", "generate", kind=int, minimum=10)
-    spaces = env_spaces(task)
-    bundle = load_diffusion_checkpoint(model, task, spaces.obs_dim, spaces.act_dim, spaces.act_low, spaces.act_high)
+    spec = get_task(task)
+    gen_cfg = read_section(GenerateConfig, params)
+    bundle = load_diffusion_checkpoint(model, task, spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high)
     labeled = read_frame(LABELED, labels)
     demos = labeled[labeled["split"] == SAFE_DEMO]
     returns, z = draw_conditions(gen_cfg, demos["return"].to_numpy(), float(demos["z"].min()))
@@ -43,10 +42,10 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         "obs": obs.reshape(n * horizon, -1), "action": act.reshape(n * horizon, -1),
         "return_condition": np.repeat(returns.astype(np.float64), horizon),
         "z_condition": np.repeat(z.astype(np.float64), horizon),
-    }, out, task=task, obs_dim=spaces.obs_dim, act_dim=spaces.act_dim)
+    }, out, task=task, obs_dim=spec.obs_dim, act_dim=spec.act_dim)
     data = read_dataset(task_dirs(task)["data"] / "dataset.parquet", task=task)
     metrics, points = generation_report(data, obs.reshape(n * horizon, -1), act.reshape(n * horizon, -1), n_clipped,
-                                        max_points, gen_cfg.seed)
+                                        gen_cfg.report_points, gen_cfg.seed)
     metrics.update({"segments": int(n), "horizon": int(horizon), "guidance": gen_cfg.guidance, "sampler": gen_cfg.sampler,
                     "sampling_steps": gen_cfg.sampling_steps, "z_condition": float(z[0]),
                     "return_condition_min": float(returns.min()), "return_condition_max": float(returns.max())})

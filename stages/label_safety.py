@@ -5,13 +5,14 @@ Cost-label-free: reads only the learner table and the discriminator (never the o
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import typer
 
-from dspo.artifacts import write_json
-from dspo.cli import stage, task_dirs
-from dspo.config import resolve_device
-from dspo.schemas import LABELED, SAFE_DEMO, read_dataset, write_table
-from dspo.train.discriminator import load_discriminator_checkpoint, score_episodes
+from dspo.core.artifacts import write_json
+from dspo.core.cli import stage, task_dirs
+from dspo.core.config import resolve_device
+from dspo.data.schemas import LABELED, SAFE_DEMO, read_dataset, write_table
+from dspo.learners.dspo.discriminator import load_discriminator_checkpoint, score_episodes
 
 app = typer.Typer(add_completion=False)
 
@@ -25,8 +26,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     model, normalizer, cfg, _ = load_discriminator_checkpoint(dirs["models"] / "discriminator" / "model.pt", task=task,
                                                               obs_dim=data.obs_dim, act_dim=data.act_dim)
     scores = score_episodes(model, normalizer, data, cfg.context_len, resolve_device(device))
-    split = data.split[np.unique(data.episode_id, return_index=True)[1]]
-    scores["split"] = split  # np.unique sorts ids, as score_episodes does
+    ids, first = np.unique(data.episode_id, return_index=True)
+    split = pd.Series(data.split[first], index=ids)
+    scores["split"] = split.reindex(scores["episode_id"].to_numpy()).to_numpy()  # joined on episode_id
     write_table(LABELED, {"episode_id": scores["episode_id"].to_numpy(), "split": scores["split"].to_numpy(),
                           "return": scores["return"].to_numpy(), "z": scores["z"].to_numpy()},
                 dirs["data"] / "labeled.parquet", task=task)

@@ -1,12 +1,18 @@
-"""Stage report: results table (markdown) and reward-vs-cost scatter over every evaluated algorithm."""
+"""Stage report: results table (markdown) and reward-vs-cost scatter over the evaluated algorithms.
+
+The rows are `algorithms.evaluated` from params.yaml, in that order; names and roles (method,
+baseline, analysis) come from the algorithm registry.
+"""
 from pathlib import Path
-from typing import List
 
 import typer
 
-from dspo.cli import stage, task_dirs
-from dspo.report import write_results
-from dspo.tasks import get_task
+from dspo.core.cli import stage, task_dirs
+from dspo.core.config import read_section
+from dspo.core.errors import ParamError
+from dspo.data.tasks import get_task
+from dspo.evaluation.report import write_results
+from dspo.learners.registry import AlgorithmLists
 
 app = typer.Typer(add_completion=False)
 
@@ -14,10 +20,13 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @stage
 def main(task: str = typer.Option(..., help="task name from the registry"),
-         algo: List[str] = typer.Option(..., help="algorithms whose reports/<task>/eval/<algo>.json to include")) -> None:
+         params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     spec = get_task(task)
+    lists = read_section(AlgorithmLists, params)
+    if lists.unknown():
+        raise ParamError(f"{params}: algorithms lists name unregistered algorithm(s) {lists.unknown()}")
     reports = task_dirs(task)["reports"]
-    frame = write_results(spec, [reports / "eval" / f"{a}.json" for a in algo], reports / "results.md",
+    frame = write_results(spec, [reports / "eval" / f"{a}.json" for a in lists.evaluated], reports / "results.md",
                           reports / "results.png")
     typer.echo(frame[["name", "normalized_reward", "normalized_cost", "safe"]].to_string(index=False))
 

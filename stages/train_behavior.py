@@ -3,10 +3,10 @@ from pathlib import Path
 
 import typer
 
-from dspo.cli import stage, task_dirs
-from dspo.behavior import BehaviorConfig, train_population
-from dspo.config import load_params, section
-from dspo.tasks import get_task
+from dspo.core.cli import stage, task_dirs
+from dspo.core.config import read_section
+from dspo.data.behavior import BehaviorConfig, train_population
+from dspo.data.tasks import get_task
 
 app = typer.Typer(add_completion=False)
 
@@ -17,7 +17,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          seed: int = typer.Option(0, help="base seed"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     spec = get_task(task)
-    cfg = BehaviorConfig.from_params(section(load_params(params), "behavior"))
+    cfg = read_section(BehaviorConfig, params)
     out_dir = task_dirs(task)["models"] / "behavior"
     rows = train_population(spec, cfg, seed, out_dir)
     typer.echo(f"trained {len(cfg.agents)} agents, {len(rows)} snapshots -> {out_dir}")

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import typer
 
-from dspo.cli import stage, task_dirs
-from dspo.config import load_params, resolve_device, section
-from dspo.curves import write_curve
-from dspo.diffusion import DiffusionConfig, SegmentDataset, save_diffusion_checkpoint, train_diffusion
-from dspo.envs import env_spaces
-from dspo.schemas import LABELED, read_dataset, read_frame
+from dspo.core.artifacts import write_curve
+from dspo.core.cli import stage, task_dirs
+from dspo.core.config import read_section, resolve_device
+from dspo.data.schemas import LABELED, read_dataset, read_frame
+from dspo.data.tasks import get_task
+from dspo.learners.dspo.diffusion.trainer import (DiffusionConfig, SegmentDataset, save_diffusion_checkpoint,
+                                                  train_diffusion)
 
 app = typer.Typer(add_completion=False)
 
@@ -27,11 +28,11 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          seed: int = typer.Option(0, help="seed"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
-    cfg = DiffusionConfig.from_params(section(load_params(params), "diffusion"))
+    spec = get_task(task)
+    cfg = read_section(DiffusionConfig, params)
     data = read_dataset(task_dirs(task)["data"] / "dataset.parquet", task=task)
     conditions = read_frame(LABELED, labels)
-    spaces = env_spaces(task)
-    dataset = SegmentDataset(data, conditions, cfg.horizon, spaces.act_low, spaces.act_high, cfg.return_scale)
+    dataset = SegmentDataset(data, conditions, cfg.horizon, spec.act_low, spec.act_high, cfg.return_scale)
     if dataset.n_short_episodes:
         typer.echo(f"note: {dataset.n_short_episodes} episodes shorter than horizon {cfg.horizon} give no segments")
     model, history = train_diffusion(dataset, cfg, resolve_device(device), seed, state_path=out_dir / "train_state.pt")

@@ -36,7 +36,7 @@ def synthetic_columns(n_episodes=6, length=20, obs_dim=8, act_dim=2, seed=0, n_d
 
 @pytest.fixture
 def synthetic_dataset(tmp_path):
-    from dspo.schemas import DATASET, write_table
+    from dspo.data.schemas import DATASET, write_table
 
     cols = synthetic_columns()
     path = tmp_path / "data" / "BallCircle" / "dataset.parquet"

@@ -4,12 +4,12 @@ import pandas as pd
 import pytest
 import torch
 
-from dspo.config import ParamError
-from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
-from dspo.offline import STEP_LEARNERS, cdt, cql, dwbc, iql, rgm, td3bc
-from dspo.offline.common import (OfflineData, TanhGaussianActor, build_offline_data, config_from_params)
-from dspo.rollout import as_episodic
-from dspo.schemas import StepData
+from dspo.core.config import ParamError
+from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
+from dspo.learners.baselines import STEP_LEARNERS, cdt, cql, dwbc, iql, rgm, td3bc
+from dspo.learners.transitions import (OfflineData, TanhGaussianActor, build_offline_data, config_from_params)
+from dspo.data.rollout import as_episodic
+from dspo.data.schemas import StepData
 
 LOW, HIGH = np.array([-2.0, 0.0], dtype=np.float32), np.array([1.0, 3.0], dtype=np.float32)
 W = np.array([[0.8, -0.5], [0.3, 0.9], [-0.6, 0.2], [0.1, -0.7]], dtype=np.float32)

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from dspo.evaluation import EVAL_SEED_START, eval_seeds, evaluate_policy
-from dspo.collect import plan_jobs, CollectConfig
-from dspo.tasks import get_task
-from dspo.train.bc import BCConfig, policy_act_fn, train_bc
+from dspo.evaluation.evaluate import EVAL_SEED_START, eval_seeds, evaluate_policy
+from dspo.data.collect import plan_jobs, CollectConfig
+from dspo.data.tasks import get_task
+from dspo.learners.bc import BCConfig, policy_act_fn, train_bc
 
 CFG = BCConfig(steps=400, batch_size=128, lr=3e-3, weight_decay=0.0, hidden=[64, 64], log_every=50)
 

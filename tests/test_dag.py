@@ -3,7 +3,7 @@ from pathlib import Path
 
 import yaml
 
-from dspo.schemas import DATASET
+from dspo.data.schemas import DATASET
 
 REPO = Path(__file__).resolve().parents[1]
 ORACLE_READERS = ("evaluate", "analysis")  # stage-name prefixes allowed to read the oracle

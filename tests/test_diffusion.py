@@ -5,13 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-import dspo.diffusion as diff
-from dspo.config import ParamError
-from dspo.diffusion import (DiffusionConfig, GenerateConfig, SegmentDataset, draw_conditions, guided_eps,
+import dspo.learners.dspo.diffusion.trainer as diff
+from dspo.core.config import ParamError
+from dspo.learners.dspo.diffusion.trainer import (DiffusionConfig, GenerateConfig, SegmentDataset, draw_conditions, guided_eps,
                             load_diffusion_checkpoint, make_scheduler, sample_segments, save_diffusion_checkpoint,
                             train_diffusion)
-from dspo.models.temporal_unet import TemporalUnet
-from dspo.schemas import StepData
+from dspo.learners.dspo.diffusion.model import TemporalUnet
+from dspo.data.schemas import StepData
 from tests.conftest import synthetic_columns
 
 H, OBS, ACT = 8, 3, 2

@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from dspo.config import ParamError
-from dspo.models.safety_transformer import (MLPDiscriminator, PreferenceAttention, SafetyTransformer,
+from dspo.core.config import ParamError
+from dspo.learners.dspo.safety_transformer import (MLPDiscriminator, PreferenceAttention, SafetyTransformer,
                                             build_discriminator)
-from dspo.schemas import StepData
-from dspo.train.discriminator import (DiscConfig, EpisodeWindows, discriminator_loss, load_discriminator_checkpoint,
+from dspo.data.schemas import StepData
+from dspo.learners.dspo.discriminator import (DiscConfig, EpisodeWindows, discriminator_loss, load_discriminator_checkpoint,
                                       save_discriminator_checkpoint, score_episodes, train_discriminator)
-from dspo.vclub import ReturnBinClassifier, return_bins, theta_step, vclub_estimate, vclub_penalty
+from dspo.learners.dspo.vclub import ReturnBinClassifier, return_bins, theta_step, vclub_estimate, vclub_penalty
 from tests.conftest import synthetic_columns
 
 torch.set_num_threads(1)
@@ -152,7 +152,7 @@ def test_build_discriminator_picks_the_backbone():
 
 def test_covering_windows_cover_each_episode_with_full_windows():
     data = tiny_data()
-    from dspo.normalizers import GaussianNormalizer
+    from dspo.learners.normalizers import GaussianNormalizer
 
     windows = EpisodeWindows(data, GaussianNormalizer.fit(np.concatenate([data.obs, data.action], 1)))
     ep, starts = windows.covering(8)

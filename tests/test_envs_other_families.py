@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dspo.envs import make_env
-from dspo.tasks import get_task
+from dspo.data.envs import make_env
+from dspo.data.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,8 +64,8 @@ def test_safety_gym_contract(name):
 
 _METADRIVE_CHECK = r"""
 import json, numpy as np
-from dspo.envs import make_env
-from dspo.tasks import get_task
+from dspo.data.envs import make_env
+from dspo.data.tasks import get_task
 name = "MetaDrive-easysparse"
 spec = get_task(name)
 env = make_env(name, seed=0)

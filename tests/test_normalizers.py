@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
+from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
 
 
 def test_gaussian_round_trip_and_moments():

@@ -3,7 +3,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dspo.schemas import DATASET, ORACLE, SchemaError, read_dataset, read_table, write_table
+from dspo.data.schemas import DATASET, ORACLE, SchemaError, read_dataset, read_table, write_table
 from tests.conftest import synthetic_columns
 
 
@@ -73,7 +73,7 @@ def test_empty_table_and_missing_file(tmp_path):
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
-    import dspo.schemas as schemas
+    import dspo.data.schemas as schemas
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dspo.artifacts import read_json
-from dspo.schemas import DATASET, LABELED, ORACLE, read_dataset, read_frame
+from dspo.core.artifacts import read_json
+from dspo.data.schemas import DATASET, LABELED, ORACLE, read_dataset, read_frame
 from tests.conftest import REPO
 
 TINY = {

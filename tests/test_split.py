@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dspo.collect import CollectConfig, SplitError, check_split, split_episodes
+from dspo.data.collect import CollectConfig, SplitError, check_split, split_episodes
 
 
 def make_cfg(**overrides):
@@ -80,7 +80,7 @@ def test_unlabeled_cap_subsamples():
 
 
 def test_bad_collect_params_are_refused():
-    from dspo.config import ParamError
+    from dspo.core.config import ParamError
 
     with pytest.raises(ParamError, match="collect.n_safe_demos=1 must be >= 2"):
         make_cfg(n_safe_demos=1)

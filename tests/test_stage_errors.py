@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from dspo.models.mlp import DeterministicPolicy
-from dspo.normalizers import BoundsNormalizer, GaussianNormalizer
+from dspo.learners.nets import DeterministicPolicy
+from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
 from tests.conftest import PYTHON, REPO
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from dspo.envs import make_env
-from dspo.tasks import BULLET, METADRIVE, SAFETY_GYM, TASKS, UnknownTaskError, get_task
+from dspo.data.envs import make_env
+from dspo.data.tasks import BULLET, METADRIVE, SAFETY_GYM, TASKS, UnknownTaskError, get_task
 
 
 def test_registry_covers_three_families():

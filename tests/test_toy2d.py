@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dspo.toy2d import make_toy_data, plot_toy, run_toy
+from dspo.evaluation.toy2d import make_toy_data, plot_toy, run_toy
 
 torch.set_num_threads(1)
 

@@ -1,0 +1,114 @@
+"""Labeling analysis (paper Table 2) with honest yardsticks beside it. Oracle allowed here only.
+
+Metrics are computed on D^U (the demos were labeled by construction):
+- `auroc`: z as a score for true safety (rank statistic, threshold-free);
+- `recall`, `accuracy`, `f1`: with the decision rule *z >= the smallest z of a safe demo* -- the
+  same rule that picks the generation condition (paper App. D.1): an episode the discriminator
+  scores at least as safe as some demo is called safe. `*_at_half` use z >= 0.5 instead;
+- `pearson_safety` (z vs the 0/1 safety label), `pearson_return` (z vs the episode return);
+- `auroc_within_agent`: AUROC inside each behavior source that has both safe and unsafe episodes,
+  averaged -- a score that only learned "which agent" or "how much return" gets ~0.5 here.
+Yardsticks scored the same way: the return itself (both signs), the negative distance of an
+episode's feature summary to its nearest demo, and the untrained network.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dspo.evaluation.generation import nearest_distances
+from dspo.data.schemas import SAFE_DEMO, UNLABELED, StepData
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mann-Whitney AUROC with ties counted half; NaN when one class is missing."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = pd.Series(scores).rank(method="average").to_numpy()
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def classification(pred: np.ndarray, labels: np.ndarray) -> dict:
+    pred, labels = np.asarray(pred, dtype=bool), np.asarray(labels, dtype=bool)
+    tp = (pred & labels).sum()
+    precision = tp / pred.sum() if pred.sum() else 0.0
+    recall = tp / labels.sum() if labels.sum() else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"recall": float(recall), "precision": float(precision), "f1": float(f1),
+            "accuracy": float((pred == labels).mean())}
+
+
+def within_agent_auroc(scores: np.ndarray, labels: np.ndarray, agents: np.ndarray) -> dict[str, float]:
+    out = {}
+    for agent in sorted(set(agents)):
+        mask = agents == agent
+        value = auroc(scores[mask], labels[mask])
+        if not np.isnan(value):
+            out[str(agent)] = value
+    return out
+
+
+def score_metrics(scores: np.ndarray, episodes: pd.DataFrame, threshold: float | None = None) -> dict:
+    """All Table-2 metrics of one per-episode score on the D^U rows of `episodes`."""
+    unl = episodes["split"].to_numpy() == UNLABELED
+    s, safe = np.asarray(scores)[unl], episodes["is_safe"].to_numpy()[unl]
+    per_agent = within_agent_auroc(s, safe, episodes["source_agent"].to_numpy()[unl])
+    metrics = {
+        "auroc": auroc(s, safe),
+        "auroc_within_agent": float(np.mean(list(per_agent.values()))) if per_agent else float("nan"),
+        "pearson_safety": pearson(s, safe),
+        "pearson_return": pearson(s, episodes["return"].to_numpy()[unl]),
+    }
+    if threshold is not None:
+        metrics.update(classification(s >= threshold, safe))
+    return metrics
+
+
+def episode_features(data: StepData) -> pd.DataFrame:
+    """Per-episode mean and std of the standardized (s, a) features: the nearest-neighbour yardstick's space."""
+    feats = np.concatenate([data.obs, data.action], axis=1).astype(np.float64)
+    feats = (feats - feats.mean(0)) / np.where(feats.std(0) > 0, feats.std(0), 1.0)
+    frame = pd.DataFrame(feats).groupby(data.episode_id)
+    return pd.concat([frame.mean(), frame.std(ddof=0).add_suffix("_std")], axis=1)
+
+
+def nn_distance_to_demos(data: StepData) -> pd.Series:
+    """Negative Euclidean distance of each episode's feature summary to its nearest safe demo."""
+    feats = episode_features(data)
+    demo_ids = np.unique(data.episode_id[data.split == SAFE_DEMO])
+    dist = nearest_distances(feats.to_numpy(), feats.loc[demo_ids].to_numpy()).astype(np.float64)
+    dist[np.isin(feats.index.to_numpy(), demo_ids)] = 0.0
+    return pd.Series(-dist, index=feats.index)
+
+
+def plot_labeling(episodes: pd.DataFrame, threshold: float, cost_limit: float, title: str, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dspo.core.artifacts import save_figure
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    unl = episodes[episodes["split"] == UNLABELED]
+    for safe, color, label in ((True, "tab:green", f"D^U safe (cost ≤ {cost_limit:g})"), (False, "tab:red", "D^U unsafe")):
+        part = unl[unl["is_safe"] == safe]
+        ax.scatter(part["return"], part["z"], s=12, alpha=0.6, c=color, label=f"{label} ({len(part)})")
+    demos = episodes[episodes["split"] == SAFE_DEMO]
+    ax.scatter(demos["return"], demos["z"], s=70, marker="*", c="gold", edgecolors="k", label="D^S demos", zorder=3)
+    ax.axhline(threshold, color="k", ls="--", lw=1, label=f"decision: z ≥ min demo z = {threshold:.3f}")
+    ax.set_xlabel("episode reward return")
+    ax.set_ylabel("safety signal z = D(τ)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    save_figure(fig, path)

@@ -1,0 +1,38 @@
+"""DSPO's last step (paper §4.2): distill D^S ∪ D^G into a BC policy, with the BC learner of `learners.bc`.
+
+Each BC minibatch draws a fraction `distill.generated_share` from the generated pairs D^G and the
+rest from the safe demos D^S (per-pair sampling weights, so the mix holds whatever the sizes).
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from dspo.core.config import Section, UnitFloat
+from dspo.core.errors import DataError
+from dspo.learners.bc import BCConfig
+from dspo.learners.contract import ANALYSIS, METHOD, Algorithm
+
+
+class DistillConfig(Section):
+    """params.yaml `distill` (the trainer's own settings are `bc.*`)."""
+
+    section: ClassVar[str] = "distill"
+    generated_share: UnitFloat  # fraction of each BC batch drawn from D^G
+
+
+def mixture_weights(n_demo: int, n_generated: int, generated_share: float) -> np.ndarray:
+    """Per-pair sampling weights so that a fraction `generated_share` of each batch is generated."""
+    if n_generated == 0 and generated_share > 0:
+        raise DataError("distill.generated_share > 0 but the generated table is empty")
+    demo_w = (1.0 - generated_share) / max(n_demo, 1)
+    gen_w = generated_share / max(n_generated, 1)
+    return np.concatenate([np.full(n_demo, demo_w), np.full(n_generated, gen_w)])
+
+
+ALGORITHMS = (
+    Algorithm("dspo", "DSPO", METHOD, "bc", BCConfig),
+    # the same chain with z = the oracle's true safety label: an analysis, never a method row
+    Algorithm("analysis_oracle_dspo", "DSPO w/ true labels (upper bound)", ANALYSIS, "bc", BCConfig),
+)

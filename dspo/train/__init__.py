@@ -1,1 +1,0 @@
-"""Training loops, one per learner, each readable top to bottom (CleanRL style)."""
