@@ -4,12 +4,21 @@ import pandas as pd
 import pytest
 import torch
 
-from dspo.core.config import ParamError
-from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
-from dspo.learners.baselines import STEP_LEARNERS, cdt, cql, dwbc, iql, rgm, td3bc
-from dspo.learners.transitions import (OfflineData, TanhGaussianActor, build_offline_data, config_from_params)
+from dspo.core.errors import ParamError
 from dspo.data.rollout import as_episodic
 from dspo.data.schemas import StepData
+from dspo.learners.baselines import cdt_v as cdt
+from dspo.learners.baselines import cql, dwbc, iql, rgm, td3bc
+from dspo.learners.nets import TanhGaussianActor
+from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
+from dspo.learners.transitions import OfflineData, build_offline_data
+
+# the step learners, as the registry declares them
+STEP_LEARNERS = {m.ALGORITHMS[0].name: m.ALGORITHMS[0] for m in (td3bc, iql, cql, dwbc, rgm)}
+
+
+def config_from_params(cls, values: dict, name: str):
+    return cls.from_section(values, name)
 
 LOW, HIGH = np.array([-2.0, 0.0], dtype=np.float32), np.array([1.0, 3.0], dtype=np.float32)
 W = np.array([[0.8, -0.5], [0.3, 0.9], [-0.6, 0.2], [0.1, -0.7]], dtype=np.float32)
@@ -84,8 +93,7 @@ def test_imitation_baselines_move_toward_the_demos(offline):
     random_err = np.mean(np.abs(np.random.default_rng(3).uniform(LOW, HIGH, target.shape) - target))
     for algo in ("dwbc", "rgm"):
         torch.manual_seed(0)
-        cfg = make_config(algo)
-        cfg.steps = 600
+        cfg = make_config(algo).model_copy(update={"steps": 600})
         policy, _, _ = STEP_LEARNERS[algo].train(offline, cfg, "cpu")
         err = np.mean(np.abs(policy(torch.as_tensor(obs)).detach().numpy() - target))
         assert err < 0.6 * random_err, (algo, err, random_err)
@@ -111,7 +119,7 @@ def test_transitions_drop_truncated_ends_and_keep_successors():
 
 def test_config_refuses_unknown_keys_and_bad_ranges():
     good = {**COMMON, **TEST_CONFIGS["td3bc"]}
-    with pytest.raises(ParamError, match=r"unknown key\(s\) \['alhpa'\] in td3bc"):
+    with pytest.raises(ParamError, match=r"unknown key td3bc.alhpa; valid keys: steps, "):
         config_from_params(td3bc.TD3BCConfig, {**good, "alhpa": 1.0}, "td3bc")
     with pytest.raises(ParamError, match="td3bc.alpha=-1"):
         config_from_params(td3bc.TD3BCConfig, {**good, "alpha": -1}, "td3bc")
@@ -167,11 +175,10 @@ def test_tanh_gaussian_export_is_the_mode_and_log_prob_is_a_density():
 def test_cql_penalty_pushes_down_out_of_distribution_actions(offline):
     """After CQL updates, Q at data actions exceeds Q at uniformly random actions."""
     torch.manual_seed(0)
-    cfg = make_config("cql")
-    cfg.cql_weight = 5.0
-    agent = cql.CQL(offline.obs_dim, offline.act_dim, cfg)
+    cfg = make_config("cql").model_copy(update={"cql_weight": 5.0})
+    agent = cql.CQL(offline, cfg)
     for step in range(1, 301):
-        agent.update(offline, step)
+        agent.update(agent.batch(step), step)
     with torch.no_grad():
         q_data = torch.min(*agent.critic(offline.obs, offline.action)).mean()
         q_rand = torch.min(*agent.critic(offline.obs, torch.rand_like(offline.action) * 2 - 1)).mean()

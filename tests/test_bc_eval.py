@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from dspo.evaluation.evaluate import EVAL_SEED_START, eval_seeds, evaluate_policy
-from dspo.data.collect import plan_jobs, CollectConfig
+from dspo.core.seeds import EVAL_SEED_START, eval_seeds
+from dspo.data.collect import CollectConfig, plan_jobs
 from dspo.data.tasks import get_task
-from dspo.learners.bc import BCConfig, policy_act_fn, train_bc
+from dspo.evaluation.evaluate import evaluate_policy
+from dspo.evaluation.policies import policy_act_fn
+from dspo.learners.bc import BCConfig, train_bc
 
 CFG = BCConfig(steps=400, batch_size=128, lr=3e-3, weight_decay=0.0, hidden=[64, 64], log_every=50)
 
@@ -40,7 +42,7 @@ def test_bc_refuses_empty_and_mismatched_input():
 def test_eval_seeds_are_disjoint_from_every_collection_seed():
     seeds = eval_seeds(0, 20)
     assert min(seeds) >= EVAL_SEED_START and len(set(seeds)) == 20
-    cfg = CollectConfig.from_params(dict(episodes_per_snapshot=50, noise=[0.0, 0.3], mix_pairs=[], mix_probs=[],
+    cfg = CollectConfig.from_section(dict(episodes_per_snapshot=50, noise=[0.0, 0.3], mix_pairs=[], mix_probs=[],
                                          episodes_per_mix=0, n_safe_demos=2, demo_return_quantile=0.5,
                                          max_unlabeled_episodes=10, min_safe_like_demos=0, min_unsafe_above_demos=0,
                                          strict=False, n_envs=1, workers=1))

@@ -9,14 +9,24 @@ REPO = Path(__file__).resolve().parents[1]
 ORACLE_READERS = ("evaluate", "analysis")  # stage-name prefixes allowed to read the oracle
 
 
-def expanded_stages(dvc_yaml: Path = REPO / "dvc.yaml") -> dict[str, dict]:
+def foreach_items(items, params: dict) -> list:
+    """A foreach list, or a `${section.key}` reference into params.yaml resolved the way DVC does."""
+    if isinstance(items, str):
+        value = params
+        for key in items.removeprefix("${").removesuffix("}").split("."):
+            value = value[key]
+        return list(value)
+    return list(items)
+
+
+def expanded_stages(dvc_yaml: Path = REPO / "dvc.yaml", params_yaml: Path = REPO / "params.yaml") -> dict[str, dict]:
     """Expand `foreach` stages into `name@item` the way DVC does (enough for deps/params checks)."""
     spec = yaml.safe_load(dvc_yaml.read_text())
+    params = yaml.safe_load(params_yaml.read_text())
     stages = {}
     for name, body in spec["stages"].items():
         if "foreach" in body:
-            items = body["foreach"]
-            for item in (items if isinstance(items, list) else list(items)):
+            for item in foreach_items(body["foreach"], params):
                 text = yaml.safe_dump(body["do"]).replace("${item}", str(item))
                 stages[f"{name}@{item}"] = yaml.safe_load(text)
         else:
@@ -105,3 +115,11 @@ def test_each_stage_lists_its_params_section():
         assert listed == {expected[name]}, f"{name} must list only its own section, lists {listed}"
     assert "collect" not in stages["train_bc@bc_all"]["params"]
     assert "disc" not in stages["train_diffusion"]["params"]  # changes reach it through labeled.parquet
+
+
+def test_foreach_lists_come_from_the_params_algorithm_lists():
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert spec["train_bc"]["foreach"] == "${algorithms.bc}"
+    assert spec["train_baseline"]["foreach"] == "${algorithms.baselines}"
+    assert spec["evaluate"]["foreach"] == "${algorithms.evaluated}"
+    assert "algorithms.evaluated" in spec["report"]["params"]

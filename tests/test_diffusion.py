@@ -6,9 +6,11 @@ import torch
 from torch import nn
 
 import dspo.learners.dspo.diffusion.trainer as diff
-from dspo.core.config import ParamError
-from dspo.learners.dspo.diffusion.trainer import (DiffusionConfig, GenerateConfig, SegmentDataset, draw_conditions, guided_eps,
-                            load_diffusion_checkpoint, make_scheduler, sample_segments, save_diffusion_checkpoint,
+from dspo.core.errors import ParamError
+from dspo.learners.dspo.diffusion.sampling import (GenerateConfig, draw_conditions, guided_eps, make_scheduler,
+                                                   sample_segments)
+from dspo.learners.dspo.diffusion.trainer import (DiffusionConfig, SegmentDataset, load_diffusion_checkpoint,
+                                                  save_diffusion_checkpoint,
                             train_diffusion)
 from dspo.learners.dspo.diffusion.model import TemporalUnet
 from dspo.data.schemas import StepData
@@ -36,7 +38,7 @@ def diffusion_params(**over):
 
 def generate_params(**over):
     params = dict(n_segments=5, guidance=1.5, sampler="ddim", sampling_steps=5, batch_size=2, return_condition=None,
-                  z_condition=None, seed=0)
+                  z_condition=None, seed=0, report_points=50)
     return {**params, **over}
 
 
@@ -78,16 +80,16 @@ class OracleEps(nn.Module):
 def test_perfect_eps_model_recovers_x0(sampler, steps):
     torch.manual_seed(0)
     x0 = torch.randn(H, OBS + ACT)
-    ab = make_scheduler("ddpm", 100, "squaredcos_cap_v2").alphas_cumprod
+    ab = make_scheduler("ddpm", 100, "squaredcos_cap_v2", 0.0, "epsilon").alphas_cumprod
     out = sample_segments(OracleEps(x0, ab), np.zeros(5, np.float32), np.zeros(5, np.float32), guidance=2.0,
                           sampler=sampler, sampling_steps=steps, noise_steps=100, beta_schedule="squaredcos_cap_v2",
-                          batch_size=2, device="cpu", seed=0)
+                          batch_size=2, device="cpu", seed=0, clip_denoised=0.0, prediction="epsilon")
     assert out.shape == (5, H, OBS + ACT)
     np.testing.assert_allclose(out, np.broadcast_to(x0.numpy(), out.shape), atol=2e-3)
 
 
 def test_add_noise_matches_the_closed_form():
-    sched = make_scheduler("ddpm", 100, "squaredcos_cap_v2")
+    sched = make_scheduler("ddpm", 100, "squaredcos_cap_v2", 0.0, "epsilon")
     x0, eps, t = torch.randn(4, H, 5), torch.randn(4, H, 5), torch.tensor([0, 10, 50, 99])
     ab = sched.alphas_cumprod[t][:, None, None]
     torch.testing.assert_close(sched.add_noise(x0, eps, t), ab.sqrt() * x0 + (1 - ab).sqrt() * eps)
@@ -129,7 +131,7 @@ def test_guidance_weights():
         assert torch.equal(guided_eps(net, x, t, r, z, 1.0), cond)
         torch.testing.assert_close(guided_eps(net, x, t, r, z, 2.5), uncond + 2.5 * (cond - uncond))
     kw = dict(guidance=0.0, sampler="ddpm", sampling_steps=5, noise_steps=20, beta_schedule="squaredcos_cap_v2",
-              batch_size=3, device="cpu", seed=1)
+              batch_size=3, device="cpu", seed=1, clip_denoised=0.0, prediction="epsilon")
     a = sample_segments(net, np.zeros(4, np.float32), np.zeros(4, np.float32), **kw)
     b = sample_segments(net, np.ones(4, np.float32), np.full(4, 0.3, np.float32), **kw)
     np.testing.assert_array_equal(a, b)  # w = 0 is the unconditional model, whatever (r, z)
@@ -203,7 +205,7 @@ def test_condition_dropout_rate(monkeypatch, rate):
         return net
 
     monkeypatch.setattr(diff, "build_model", build)
-    cfg = DiffusionConfig.from_params(diffusion_params(cond_dropout=rate, train_steps=40, batch_size=64))
+    cfg = DiffusionConfig.from_section(diffusion_params(cond_dropout=rate, train_steps=40, batch_size=64))
     train_diffusion(make_dataset(), cfg, "cpu", seed=0)
     drops = torch.cat(seen).float()
     assert len(drops) == 40 * 64
@@ -211,7 +213,7 @@ def test_condition_dropout_rate(monkeypatch, rate):
 
 
 def test_training_loss_decreases():
-    cfg = DiffusionConfig.from_params(diffusion_params(train_steps=150, batch_size=32, log_every=10, dim=16, lr=3e-3))
+    cfg = DiffusionConfig.from_section(diffusion_params(train_steps=150, batch_size=32, log_every=10, dim=16, lr=3e-3))
     _, history = train_diffusion(make_dataset(), cfg, "cpu", seed=0)
     assert list(history.columns) == ["step", "loss"] and history["step"].iloc[-1] == 150
     assert history["loss"].iloc[-3:].mean() < 0.6 * history["loss"].iloc[0]
@@ -219,7 +221,7 @@ def test_training_loss_decreases():
 
 def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, capsys):
     ds = make_dataset()
-    cfg = DiffusionConfig.from_params(diffusion_params(train_steps=20, save_every=7))
+    cfg = DiffusionConfig.from_section(diffusion_params(train_steps=20, save_every=7))
     full, full_hist = train_diffusion(ds, cfg, "cpu", seed=3)
 
     state = tmp_path / "state.pt"
@@ -244,11 +246,11 @@ def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, capsys):
         assert torch.equal(a, b)
     pd.testing.assert_frame_equal(full_hist, hist)
 
-    longer = DiffusionConfig.from_params(diffusion_params(train_steps=25, save_every=7))  # extend a finished run
+    longer = DiffusionConfig.from_section(diffusion_params(train_steps=25, save_every=7))  # extend a finished run
     _, hist = train_diffusion(ds, longer, "cpu", seed=3, state_path=state)
     assert "resuming from step 20" in capsys.readouterr().out and hist["step"].iloc[-1] == 25
 
-    other = DiffusionConfig.from_params(diffusion_params(lr=5e-4))
+    other = DiffusionConfig.from_section(diffusion_params(lr=5e-4))
     train_diffusion(ds, other, "cpu", seed=3, state_path=state)
     assert "starting from step 0" in capsys.readouterr().out
 
@@ -256,7 +258,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, capsys):
 # ----------------------------------------------------------------------------- checkpoints and generation
 def test_checkpoint_round_trip_and_refusals(tmp_path):
     ds = make_dataset()
-    cfg = DiffusionConfig.from_params(diffusion_params(train_steps=3))
+    cfg = DiffusionConfig.from_section(diffusion_params(train_steps=3))
     model, _ = train_diffusion(ds, cfg, "cpu", seed=0)
     path = tmp_path / "diffusion.pt"
     save_diffusion_checkpoint(path, model, cfg, ds.normalizer, "BallCircle")
@@ -264,43 +266,43 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
     assert bundle.config == cfg and bundle.normalizer.state_dict() == ds.normalizer.state_dict()
     for a, b in zip(model.state_dict().values(), bundle.model.state_dict().values()):
         assert torch.equal(a, b)
-    gen = GenerateConfig.from_params(generate_params())
+    gen = GenerateConfig.from_section(generate_params())
     returns, z = draw_conditions(gen, np.array([3.0, 5.0]), default_z=0.7)
     assert returns.min() >= 3 and returns.max() <= 5 and np.all(z == np.float32(0.7))
     obs, act, n_out = bundle.sample(returns, z, gen, "cpu")
     assert obs.shape == (5, H, OBS) and act.shape == (5, H, ACT) and isinstance(n_out, int)
     assert act.min() >= -1 and act.max() <= 1
 
-    with pytest.raises(ValueError, match="trained for task 'BallCircle', expected 'CarRun'"):
+    with pytest.raises(ValueError, match="trained for task 'BallCircle', not 'CarRun'"):
         load_diffusion_checkpoint(path, "CarRun", OBS, ACT)
-    with pytest.raises(ValueError, match="obs/action sizes 3/2"):
+    with pytest.raises(ValueError, match="built for obs_dim=3, but task 'BallCircle' has 4"):
         load_diffusion_checkpoint(path, "BallCircle", OBS + 1, ACT)
     with pytest.raises(ValueError, match="action high bound"):
         load_diffusion_checkpoint(path, "BallCircle", OBS, ACT, LOW, 2 * HIGH)
     torch.save({"kind": "deterministic_policy"}, tmp_path / "policy.pt")
-    with pytest.raises(ValueError, match="not a trajectory-diffusion checkpoint"):
+    with pytest.raises(ValueError, match="checkpoint kind 'deterministic_policy', expected 'trajectory_diffusion'"):
         load_diffusion_checkpoint(tmp_path / "policy.pt", "BallCircle", OBS, ACT)
 
 
 def test_param_errors():
-    with pytest.raises(ParamError, match=r"diffusion.cond_dropout=1.5 must be <= 1"):
-        DiffusionConfig.from_params(diffusion_params(cond_dropout=1.5))
-    with pytest.raises(ParamError, match=r"diffusion.horizon=10 must be divisible by 4"):
-        DiffusionConfig.from_params(diffusion_params(horizon=10, dim_mults=[1, 2, 4]))
+    with pytest.raises(ParamError, match=r"diffusion.cond_dropout=1.5: Input should be less than or equal to 1"):
+        DiffusionConfig.from_section(diffusion_params(cond_dropout=1.5))
+    with pytest.raises(ParamError, match=r"section 'diffusion': horizon=10 must be divisible by 4"):
+        DiffusionConfig.from_section(diffusion_params(horizon=10, dim_mults=[1, 2, 4]))
     with pytest.raises(ParamError, match="diffusion.beta_schedule"):
-        DiffusionConfig.from_params(diffusion_params(beta_schedule="cosine"))
+        DiffusionConfig.from_section(diffusion_params(beta_schedule="cosine"))
     with pytest.raises(ParamError, match="missing diffusion.lr"):
-        DiffusionConfig.from_params({k: v for k, v in diffusion_params().items() if k != "lr"})
-    with pytest.raises(ParamError, match=r"generate.guidance=-1 must be >= 0"):
-        GenerateConfig.from_params(generate_params(guidance=-1))
+        DiffusionConfig.from_section({k: v for k, v in diffusion_params().items() if k != "lr"})
+    with pytest.raises(ParamError, match=r"generate.guidance=-1: Input should be greater than or equal to 0"):
+        GenerateConfig.from_section(generate_params(guidance=-1))
     with pytest.raises(ParamError, match="generate.sampler"):
-        GenerateConfig.from_params(generate_params(sampler="euler"))
+        GenerateConfig.from_section(generate_params(sampler="euler"))
     net = TemporalUnet(OBS + ACT, H, 8, [1, 2])
     kw = dict(sampler="ddim", sampling_steps=5, noise_steps=20, beta_schedule="squaredcos_cap_v2", batch_size=2,
-              device="cpu", seed=0)
+              device="cpu", seed=0, clip_denoised=0.0, prediction="epsilon")
     with pytest.raises(ParamError, match="generate.guidance"):
         sample_segments(net, np.zeros(2), np.zeros(2), guidance=-0.5, **kw)
     with pytest.raises(ParamError, match=r"generate.sampling_steps=50 must be in \[1, 20\]"):
         sample_segments(net, np.zeros(2), np.zeros(2), guidance=1.0, **{**kw, "sampling_steps": 50})
     with pytest.raises(ValueError, match="no finite safe-demo returns"):
-        draw_conditions(GenerateConfig.from_params(generate_params()), np.array([]), 0.5)
+        draw_conditions(GenerateConfig.from_section(generate_params()), np.array([]), 0.5)

@@ -43,6 +43,8 @@ def test_safety_gym_contract(name):
         obs, info = env.reset(seed=3)
         assert obs.shape == env.observation_space.shape and obs.dtype == np.float32
         assert env.observation_space.dtype == np.float32 and env.action_space.dtype == np.float32
+        assert obs.shape == (spec.obs_dim,) and env.action_space.shape == (spec.act_dim,)  # the registry's sizes
+        assert np.all(env.action_space.low == spec.act_low) and np.all(env.action_space.high == spec.act_high)
         assert env.observation_space.contains(obs)
         actions = [env.action_space.sample() for _ in range(30)]
         traj1, costs = _rollout(env, 11, actions)
@@ -110,7 +112,7 @@ def test_metadrive_contract():
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = json.loads(lines[-1][len("RESULT "):])
-    assert out["obs_shape"] == [259] and out["spaces_f32"] and out["obs_ok"]
+    assert out["obs_shape"] == [get_task("MetaDrive-easysparse").obs_dim] and out["spaces_f32"] and out["obs_ok"]
     assert out["second_refused"], "a second MetaDrive env in one process must be refused"
     assert out["cost_float"]
     assert out["same_seed_same_traj"] and out["other_seed_differs"]

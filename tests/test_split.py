@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dspo.data.collect import CollectConfig, SplitError, check_split, split_episodes
+from dspo.core.errors import SplitError
+from dspo.data.collect import CollectConfig, check_split, split_episodes
 
 
 def make_cfg(**overrides):
@@ -10,7 +11,7 @@ def make_cfg(**overrides):
                 n_safe_demos=12, demo_return_quantile=0.5, max_unlabeled_episodes=10_000, min_safe_like_demos=5,
                 min_unsafe_above_demos=5, strict=True, n_envs=1, workers=1)
     base.update(overrides)
-    return CollectConfig.from_params(base)
+    return CollectConfig.from_section(base)
 
 
 def episodes_frame(seed=0):
@@ -80,9 +81,9 @@ def test_unlabeled_cap_subsamples():
 
 
 def test_bad_collect_params_are_refused():
-    from dspo.core.config import ParamError
+    from dspo.core.errors import ParamError
 
-    with pytest.raises(ParamError, match="collect.n_safe_demos=1 must be >= 2"):
+    with pytest.raises(ParamError, match="collect.n_safe_demos=1: Input should be greater than or equal to 2"):
         make_cfg(n_safe_demos=1)
     with pytest.raises(ParamError, match="collect.noise"):
         make_cfg(noise=[-0.1])

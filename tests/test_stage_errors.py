@@ -64,7 +64,24 @@ def test_negative_learning_rate_refused(workdir):
     params["bc"]["lr"] = -0.1
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all")
-    assert rc == 2 and err == "error: params.yaml: bc.lr=-0.1 must be > 0"
+    assert rc == 2 and err == "error: params.yaml: bc.lr=-0.1: Input should be greater than 0"
+
+
+def test_errors_name_the_params_file_given(workdir):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["bc"]["hiden"] = [8]
+    (workdir / "sweep.yaml").write_text(yaml.safe_dump(params))
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all", "--params", "sweep.yaml")
+    assert rc == 2 and err.startswith("error: sweep.yaml: unknown key bc.hiden; valid keys: steps, batch_size")
+
+
+def test_empty_split_refused(workdir, synthetic_dataset):
+    table = pq.read_table(synthetic_dataset)
+    split = pa.array(["unlabeled"] * table.num_rows)
+    pq.write_table(table.set_column(table.schema.get_field_index("split"), table.schema.field("split"), split),
+                   synthetic_dataset)
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_safe")
+    assert rc == 2 and err == "error: the selected part of the BallCircle dataset is empty"
 
 
 def test_dataset_of_another_task_refused(workdir):
@@ -79,7 +96,7 @@ def test_checkpoint_with_wrong_observation_size_refused(workdir):
     path.parent.mkdir(parents=True)
     torch.save(policy.checkpoint("BallCircle"), path)
     rc, err = run_stage(workdir, "evaluate.py", "--task", "BallCircle", "--algo", "odd")
-    assert rc == 2 and "expects observations of size 5, but task 'BallCircle' has size 8" in err
+    assert rc == 2 and "built for obs_dim=5, but task 'BallCircle' has 8; was it trained on another task?" in err
     assert not (workdir / "reports").exists()
 
 

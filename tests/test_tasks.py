@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from dspo.data.envs import make_env
-from dspo.data.tasks import BULLET, METADRIVE, SAFETY_GYM, TASKS, UnknownTaskError, get_task
+from dspo.core.errors import UnknownTaskError
+from dspo.data.envs import spaces_of
+from dspo.data.tasks import BULLET, METADRIVE, SAFETY_GYM, TASKS, get_task
 
 
 def test_registry_covers_three_families():
@@ -70,3 +72,16 @@ def test_bullet_env_truncates_at_episode_length():
     assert steps <= spec.max_episode_steps
     assert truncated or terminated
     env.close()
+
+
+@pytest.mark.parametrize("name", [n for n, t in TASKS.items() if t.family == BULLET])
+def test_registry_sizes_and_bounds_match_the_simulator(name):
+    """Learners read sizes and action bounds from the registry, never from a live env: keep them equal."""
+    spec, env = get_task(name), make_env(name)
+    try:
+        spaces = spaces_of(env)
+    finally:
+        env.close()
+    assert (spec.obs_dim, spec.act_dim) == (spaces.obs_dim, spaces.act_dim)
+    np.testing.assert_array_equal(spec.act_low, spaces.act_low)
+    np.testing.assert_array_equal(spec.act_high, spaces.act_high)

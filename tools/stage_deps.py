@@ -81,7 +81,7 @@ def stage_specs(root: Path = REPO) -> dict[str, tuple[str, list[str]]]:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return {stage.addressing: (stage.cmd, [d.def_path for d in stage.deps]) for stage in repo.index.stages}
+        return {stage.name: (stage.cmd, [d.def_path for d in stage.deps]) for stage in repo.index.stages}
 
 
 def missing_deps(root: Path = REPO) -> dict[str, list[str]]:

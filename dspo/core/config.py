@@ -76,7 +76,7 @@ class Section(BaseModel):
 
 def _one_line(exc: ValidationError, name: str, source, values: dict, cls: type[Section]) -> str:
     err = exc.errors()[0]
-    key = ".".join(str(part) for part in err["loc"])
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"]).lstrip(".")
     if err["type"] == "extra_forbidden":
         return f"{source}: unknown key {name}.{key}; valid keys: {', '.join(cls.model_fields)}"
     if err["type"] == "missing":

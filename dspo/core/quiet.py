@@ -26,6 +26,8 @@ def silence_third_party() -> None:
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning, UserWarning, ImportWarning,
                      RuntimeWarning):
         warnings.filterwarnings("ignore", category=category, module=r"^(?!dspo)")
+    # torch notes that arrays read zero-copy from Parquet are read-only; learners never write to them
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     for name in _THIRD_PARTY:
         warnings.filterwarnings("ignore", module=name)
         logging.getLogger(name).setLevel(logging.ERROR)
