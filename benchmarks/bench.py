@@ -59,7 +59,7 @@ def lockstep_rate(task: str, episodes: int, n_envs: int) -> float:
     from dspo.learners.nets import DeterministicPolicy
     from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
     from dspo.data.rollout import rollout_episodes
-    from dspo.learners.bc import policy_act_fn
+    from dspo.evaluation.policies import policy_act_fn
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -80,15 +80,16 @@ def diffusion_rates(batch: int = 64, horizon: int = 32, transition_dim: int = 10
     import resource
 
     import torch
-    import yaml
 
-    from dspo.learners.dspo.diffusion.trainer import DiffusionConfig, build_model, make_scheduler, sample_segments
+    from dspo.core.config import read_section
+    from dspo.learners.dspo.diffusion.sampling import make_scheduler, sample_segments
+    from dspo.learners.dspo.diffusion.trainer import DiffusionConfig, build_model
 
-    cfg = DiffusionConfig.from_params(yaml.safe_load((REPO / "params.yaml").read_text())["diffusion"])
+    cfg = read_section(DiffusionConfig, REPO / "params.yaml")
     torch.manual_seed(0)
     model = build_model(transition_dim, cfg)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    sched = make_scheduler("ddpm", cfg.steps, cfg.beta_schedule, prediction=cfg.prediction)
+    sched = make_scheduler("ddpm", cfg.steps, cfg.beta_schedule, 0.0, cfg.prediction)
     x0 = torch.randn(batch, horizon, transition_dim)
     cond = torch.rand(batch, 2)
     rows = []
@@ -144,13 +145,14 @@ def baseline_rates(task: str = "BallCircle", updates: int = 200) -> list[tuple[s
     """Gradient updates/s of each baseline with its default params.yaml config on the task's dataset
     (the committed one when present, else a synthetic table of the same width)."""
     from dspo.core.config import load_params, seed_everything
-    from dspo.data.envs import env_spaces
-    from dspo.learners.baselines import STEP_LEARNERS, cdt, rgm
-    from dspo.learners.transitions import build_offline_data, config_from_params
     from dspo.data.schemas import StepData, read_dataset
+    from dspo.learners.baselines import cdt_v as cdt
+    from dspo.learners.baselines import rgm
+    from dspo.learners.registry import algorithms
+    from dspo.learners.transitions import build_offline_data
 
     spec, params = get_task(task), load_params(REPO / "params.yaml")
-    spaces = env_spaces(spec)
+    spaces = spec
     path = REPO / "data" / task / "dataset.parquet"
     if path.exists():
         data = read_dataset(path, task=task)
@@ -164,24 +166,26 @@ def baseline_rates(task: str = "BallCircle", updates: int = 200) -> list[tuple[s
                         np.where(ep < 4, "safe_demo", "unlabeled"))
     offline = build_offline_data(data, spaces.act_low, spaces.act_high)
     rows = []
-    for algo, learner_spec in STEP_LEARNERS.items():
-        cfg = config_from_params(learner_spec.config, params[algo], algo)
+    for algo, alg in algorithms().items():
+        if alg.learner is None:
+            continue
+        cfg = alg.config.from_params(params, alg.section)
         seed_everything(0)
-        learner = learner_spec.agent(offline.obs_dim, offline.act_dim, cfg)
-        learner.update(offline, 1)  # warm-up
+        learner = alg.learner(offline, cfg)
+        learner.update(learner.batch(1), 1)  # warm-up
         start = time.perf_counter()
         for step in range(2, updates + 2):
-            learner.update(offline, step)
+            learner.update(learner.batch(step), step)
         rows.append((algo, updates / (time.perf_counter() - start), cfg.steps))
-    cfg = config_from_params(cdt.CDTConfig, params["cdt_v"], "cdt_v")
+    cfg = cdt.CDTConfig.from_params(params)
     correction = rgm.RewardCorrection(offline.obs_dim, offline.act_dim, params["rgm"]["hidden"], 1.0)
     cdt_data = cdt.build_cdt_data(data, correction, offline.obs_norm, offline.act_bounds, spec.cost_limit,
                                   cfg.cost_target, cfg.context_len)
-    trainer = cdt.CDTTrainer(offline.obs_dim, offline.act_dim, cfg)
-    trainer.update(cdt_data, 1)
+    trainer = cdt.CDTTrainer(cdt_data, offline.obs_dim, offline.act_dim, cfg)
+    trainer.update(trainer.batch(1), 1)
     start = time.perf_counter()
     for step in range(2, updates // 4 + 2):
-        trainer.update(cdt_data, step)
+        trainer.update(trainer.batch(step), step)
     rows.append(("cdt_v", (updates // 4) / (time.perf_counter() - start), cfg.steps))
     return rows
 

@@ -15,6 +15,7 @@ import os
 import numpy as np
 import torch
 
+from dspo.learners.contract import FunctionLearner, fit
 from dspo.learners.nets import mlp
 from dspo.learners.dspo.discriminator import discriminator_loss, gradient_penalty
 from dspo.learners.dspo.vclub import ReturnBinClassifier, return_bins, theta_step, vclub_penalty
@@ -52,9 +53,12 @@ def train_toy(data: dict, mi_weight: float, seed: int = 0, steps: int = 400, bat
     model, q = mlp(2, [64, 64], 1), ReturnBinClassifier(n_bins)
     opt_phi = torch.optim.Adam(model.parameters(), lr=3e-3)
     opt_theta = torch.optim.Adam(q.parameters(), lr=1e-2)
-    for _ in range(steps):
-        idx = torch.cat([demos[torch.randint(len(demos), (batch_size,), generator=gen)],
-                         unlabeled[torch.randint(len(unlabeled), (batch_size,), generator=gen)]])
+
+    def batch(step: int) -> torch.Tensor:
+        return torch.cat([demos[torch.randint(len(demos), (batch_size,), generator=gen)],
+                          unlabeled[torch.randint(len(unlabeled), (batch_size,), generator=gen)]])
+
+    def update(idx: torch.Tensor, step: int) -> dict[str, float]:
         inputs = x[idx].requires_grad_(grad_penalty > 0)
         logits = model(inputs).squeeze(-1)
         z = torch.sigmoid(logits)
@@ -68,6 +72,9 @@ def train_toy(data: dict, mi_weight: float, seed: int = 0, steps: int = 400, bat
         opt_phi.zero_grad(set_to_none=True)
         loss.backward()
         opt_phi.step()
+        return {"loss": loss.item()}
+
+    fit(FunctionLearner(update, batch), steps, log_every=steps, desc=f"toy mi_weight={mi_weight:g}")
     return model.eval()
 
 

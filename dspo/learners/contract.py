@@ -95,3 +95,4 @@ class Algorithm:
     section: str  # the params.yaml section of its hyper-parameters
     config: type | None = None  # its Section model (None: it shares another learner's, e.g. BC)
     train: Callable | None = None  # (OfflineData, config, device, desc) -> (policy, curve, extras) for step learners
+    learner: type | None = None  # its contract class, built as learner(OfflineData, config, device) (step learners)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dspo.core.errors import DataError
+from dspo.data.episodes import episodes_of
 from dspo.data.schemas import SAFE_DEMO, StepData
 from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
 
@@ -86,19 +87,18 @@ def build_offline_data(data: StepData, act_low: np.ndarray, act_high: np.ndarray
     if data.action.shape[1] != len(act_low):
         raise DataError(f"shape mismatch: actions have size {data.action.shape[1]}, the task's action space "
                          f"{len(act_low)}")
-    order = np.lexsort((data.step, data.episode_id))
+    episodes = episodes_of(data.episode_id, data.step)
+    order = episodes.order
     ep, step = data.episode_id[order], data.step[order]
     obs, act, rew = data.obs[order], data.action[order], data.reward[order]
     term = data.terminated[order]
-    is_last = np.ones(len(ep), dtype=bool)
-    is_last[:-1] = ep[1:] != ep[:-1]
+    is_last = episodes.is_last
     successor_exists = ~is_last
     keep = successor_exists | term  # truncated last steps have no successor: dropped
     next_obs = np.empty_like(obs)
     next_obs[:-1] = obs[1:]
     next_obs[is_last] = obs[is_last]  # unused: done = 1 (terminated) or dropped (truncated)
-    is_first = np.ones(len(ep), dtype=bool)
-    is_first[1:] = ep[1:] != ep[:-1]
+    is_first = episodes.is_first
     if not keep.any():
         raise DataError("no transition has a successor: every episode has a single step")
     obs_norm = GaussianNormalizer.fit(obs)

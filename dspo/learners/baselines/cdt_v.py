@@ -31,6 +31,7 @@ from torch import nn
 
 from dspo.core.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Section, UnitFloat
 from dspo.core.errors import DataError
+from dspo.data.episodes import episodes_of, window_index
 from dspo.data.schemas import SAFE_DEMO, StepData
 from dspo.learners.baselines.rgm import RewardCorrection
 from dspo.learners.contract import Algorithm, BASELINE, fit
@@ -128,7 +129,8 @@ class CDTData:
 def build_cdt_data(data: StepData, correction: RewardCorrection, obs_norm: GaussianNormalizer,
                    bounds: BoundsNormalizer, kappa: float, cost_target: float, context_len: int,
                    device: torch.device | str = "cpu") -> CDTData:
-    order = np.lexsort((data.step, data.episode_id))
+    episodes = episodes_of(data.episode_id, data.step)
+    order = episodes.order
     ep, step = data.episode_id[order], data.step[order]
     obs, act, rew = data.obs[order], data.action[order], data.reward[order].astype(np.float64)
     delta = corrections(correction, obs_norm, bounds, obs, act, rew.astype(np.float32)).astype(np.float64)
@@ -149,13 +151,9 @@ def build_cdt_data(data: StepData, correction: RewardCorrection, obs_norm: Gauss
     target_return = float(ep_return[within].max() if within.any() else ep_return[is_demo].max())
     return_scale = float(np.abs(ep_return).max()) or 1.0
 
-    is_last = np.ones(len(ep), dtype=bool)
-    is_last[:-1] = ep[1:] != ep[:-1]
-    last_rows = np.flatnonzero(is_last)
-    first_rows = np.concatenate([[0], last_rows[:-1] + 1])
-    end = np.repeat(last_rows + 1, last_rows - first_rows + 1)  # one past each row's episode end
+    end = episodes.end  # one past each row's episode end
     rows = np.arange(len(ep))
-    can_start = (rows + context_len <= end) | np.isin(rows, first_rows)
+    can_start = (rows + context_len <= end) | episodes.is_first
 
     def t(x, dtype=torch.float32):
         return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
@@ -170,8 +168,7 @@ def build_cdt_data(data: StepData, correction: RewardCorrection, obs_norm: Gauss
 def sample_windows(d: CDTData, batch_size: int, context_len: int):
     """Random context windows, right-padded with a mask where an episode ends early (batched gather)."""
     start = d.starts[torch.randint(0, len(d.starts), (batch_size,), device=d.obs.device)]
-    idx = start[:, None] + torch.arange(context_len, device=d.obs.device)[None, :]
-    mask = idx < d.episode_end[start][:, None]
+    idx, mask = window_index(start, context_len, d.episode_end[start])
     idx = torch.where(mask, idx, start[:, None])
     return d.rtg[idx], d.ctg[idx], d.obs[idx], d.action[idx], d.timestep[idx], mask
 

@@ -117,4 +117,4 @@ def train(data: OfflineData, cfg: CQLConfig, device, desc: str = "cql"):
     return agent.export(), curve, {}
 
 
-ALGORITHMS = (Algorithm("cql", "CQL", BASELINE, "cql", CQLConfig, train),)
+ALGORITHMS = (Algorithm("cql", "CQL", BASELINE, "cql", CQLConfig, train, CQL),)

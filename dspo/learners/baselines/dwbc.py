@@ -109,4 +109,4 @@ def train(data: OfflineData, cfg: DWBCConfig, device, desc: str = "dwbc"):
     return agent.export(), curve, {}
 
 
-ALGORITHMS = (Algorithm("dwbc", "DWBC", BASELINE, "dwbc", DWBCConfig, train),)
+ALGORITHMS = (Algorithm("dwbc", "DWBC", BASELINE, "dwbc", DWBCConfig, train, DWBC),)

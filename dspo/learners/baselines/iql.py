@@ -97,4 +97,4 @@ def train(data: OfflineData, cfg: IQLConfig, device, desc: str = "iql"):
     return agent.export(), curve, {"reward_scale": scale}
 
 
-ALGORITHMS = (Algorithm("iql", "IQL", BASELINE, "iql", IQLConfig, train),)
+ALGORITHMS = (Algorithm("iql", "IQL", BASELINE, "iql", IQLConfig, train, IQL),)

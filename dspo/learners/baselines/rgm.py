@@ -198,4 +198,4 @@ def train(data: OfflineData, cfg: RGMConfig, device, desc: str = "rgm"):
                                    "classifier_loss": float(disc_curve["classifier_loss"].iloc[-1])}
 
 
-ALGORITHMS = (Algorithm("rgm", "RGM", BASELINE, "rgm", RGMConfig, train),)
+ALGORITHMS = (Algorithm("rgm", "RGM", BASELINE, "rgm", RGMConfig, train, RGM),)

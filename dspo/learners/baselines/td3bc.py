@@ -82,4 +82,4 @@ def train(data: OfflineData, cfg: TD3BCConfig, device, desc: str = "td3bc"):
     return agent.export(), curve, {}
 
 
-ALGORITHMS = (Algorithm("td3bc", "TD3+BC", BASELINE, "td3bc", TD3BCConfig, train),)
+ALGORITHMS = (Algorithm("td3bc", "TD3+BC", BASELINE, "td3bc", TD3BCConfig, train, TD3BC),)

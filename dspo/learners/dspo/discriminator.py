@@ -32,6 +32,7 @@ from pydantic import Field, StrictInt, model_validator
 from dspo.core.artifacts import load_checkpoint, save_checkpoint
 from dspo.core.config import Float, NonNegFloat, NonNegInt, PosFloat, PosInt, Section, Widths, seed_everything
 from dspo.core.errors import DataError, ParamError
+from dspo.data.episodes import episodes_of, window_index
 from dspo.data.schemas import SAFE_DEMO, UNLABELED, StepData
 from dspo.learners.contract import fit
 from dspo.learners.dspo.safety_transformer import build_discriminator
@@ -88,12 +89,12 @@ class EpisodeWindows:
     """All episodes of a StepData, normalized, flat [n_steps, obs+act] with per-episode offsets."""
 
     def __init__(self, data: StepData, normalizer: GaussianNormalizer, device: torch.device | str = "cpu"):
-        order = np.lexsort((data.step, data.episode_id))
-        ids, first, lengths = np.unique(data.episode_id[order], return_index=True, return_counts=True)
-        feats = normalizer.normalize(np.concatenate([data.obs, data.action], axis=1)[order])
+        episodes = episodes_of(data.episode_id, data.step)
+        ids, first, lengths = episodes.ids, episodes.first, episodes.lengths
+        feats = normalizer.normalize(np.concatenate([data.obs, data.action], axis=1)[episodes.order])
         self.obs_dim = data.obs_dim
         self.episode_ids = ids
-        self.split = data.split[order][first]
+        self.split = data.split[episodes.order][first]
         self.returns = data.episode_returns().reindex(ids).to_numpy()
         self.feats = torch.as_tensor(feats, dtype=torch.float32, device=device)
         self.offsets = torch.as_tensor(first, dtype=torch.long, device=device)
@@ -121,10 +122,9 @@ class EpisodeWindows:
 
     def gather(self, episodes: torch.Tensor, starts: torch.Tensor, context_len: int):
         """(obs [B, L, obs_dim], act [B, L, act_dim], timesteps [B, L], mask [B, L]); padding is zero."""
-        pos = starts[:, None] + torch.arange(context_len, device=starts.device)
-        length = self.lengths[episodes][:, None]
-        mask = pos < length
-        x = self.feats[self.offsets[episodes][:, None] + torch.minimum(pos, length - 1)] * mask[..., None]
+        length = self.lengths[episodes]
+        pos, mask = window_index(starts, context_len, length)
+        x = self.feats[self.offsets[episodes][:, None] + torch.minimum(pos, length[:, None] - 1)] * mask[..., None]
         return x[..., :self.obs_dim], x[..., self.obs_dim:], pos, mask
 
 

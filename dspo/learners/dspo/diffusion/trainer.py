@@ -33,6 +33,7 @@ from pydantic import Field, StrictInt, model_validator
 from dspo.core.artifacts import load_checkpoint, save_checkpoint, save_torch
 from dspo.core.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Section, UnitFloat, Widths
 from dspo.core.errors import CheckpointMismatchError, DataError, ParamError
+from dspo.data.episodes import episodes_of, window_index
 from dspo.data.schemas import StepData
 from dspo.learners.contract import FitState, fit
 from dspo.learners.dspo.diffusion.model import TemporalUnet
@@ -163,11 +164,11 @@ class SegmentDataset:
                  act_high: np.ndarray, return_scale: str, device: torch.device | str = "cpu"):
         if len(data.episode_id) == 0:
             raise DataError("diffusion needs a non-empty dataset")
-        order = np.lexsort((data.step, data.episode_id))
-        ep_ids, ep_of_row, lengths = np.unique(data.episode_id[order], return_inverse=True, return_counts=True)
+        episodes = episodes_of(data.episode_id, data.step)
+        order, ep_ids, ep_of_row, lengths = episodes.order, episodes.ids, episodes.episode_of_row, episodes.lengths
         steps = data.step[order]
-        starts_of_ep = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        pos = np.arange(len(order)) - starts_of_ep[ep_of_row]
+        starts_of_ep = episodes.first
+        pos = episodes.position
         if np.any(steps - steps[starts_of_ep][ep_of_row] != pos):
             raise DataError("dataset episodes have gaps or repeated steps; segments need consecutive steps")
 
@@ -208,7 +209,7 @@ class SegmentDataset:
         """A batch of segments [B, H, D] and their conditions [B, 2] = (r, z), uniform over windows."""
         idx = torch.randint(0, self.n_windows, (batch_size,), generator=generator, device=self.device)
         ep = self.window_episode[idx]
-        t = self.window_start[idx][:, None] + torch.arange(self.horizon, device=self.device)[None, :]
+        t, _ = window_index(self.window_start[idx], self.horizon)
         return self.padded[ep[:, None], t], self.cond[ep]
 
 
