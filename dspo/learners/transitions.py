@@ -20,6 +20,7 @@ import torch
 from dspo.core.errors import DataError
 from dspo.data.episodes import episodes_of
 from dspo.data.schemas import SAFE_DEMO, StepData
+from dspo.learners.contract import fit
 from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
 
 
@@ -127,3 +128,10 @@ def require_expert_data(data: OfflineData, algo: str, minimum: int = 2) -> None:
         raise DataError(f"{algo} needs safe demonstrations (D^S) in the dataset, found {n} transitions")
     if n == data.size:
         raise DataError(f"{algo} needs unlabeled data (D^U) besides the demonstrations; the dataset has none")
+
+
+def train_step_learner(learner_cls, data: OfflineData, cfg, device, desc: str):
+    """Build `learner_cls(data, cfg, device)`, fit it for `cfg.steps`; return (exported policy, curve, extras)."""
+    agent = learner_cls(data, cfg, device)
+    curve = fit(agent, cfg.steps, cfg.log_every, desc)
+    return agent.export(), curve, {}

@@ -16,9 +16,9 @@ from typing import ClassVar
 import torch
 
 from dspo.core.config import NonNegFloat, NonNegInt, OpenUnitFloat, PosFloat, PosInt, Section, UnitFloat, Widths
-from dspo.learners.contract import Algorithm, BASELINE, fit
+from dspo.learners.contract import BASELINE, Algorithm
 from dspo.learners.nets import TanhGaussianActor, TwinQ, soft_update, step_optimizer
-from dspo.learners.transitions import OfflineData
+from dspo.learners.transitions import OfflineData, train_step_learner
 
 
 class CQLConfig(Section):
@@ -112,9 +112,7 @@ class CQL:
 
 
 def train(data: OfflineData, cfg: CQLConfig, device, desc: str = "cql"):
-    agent = CQL(data, cfg, device)
-    curve = fit(agent, cfg.steps, cfg.log_every, desc)
-    return agent.export(), curve, {}
+    return train_step_learner(CQL, data, cfg, device, desc)
 
 
 ALGORITHMS = (Algorithm("cql", "CQL", BASELINE, "cql", CQLConfig, train, CQL),)

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from dspo.core.config import NonNegFloat, OpenUnitFloat, PosFloat, PosInt, Section, Widths
-from dspo.learners.contract import Algorithm, BASELINE, fit
+from dspo.learners.contract import BASELINE, Algorithm
 from dspo.learners.nets import TanhGaussianActor, mlp, step_optimizer
-from dspo.learners.transitions import OfflineData, require_expert_data
+from dspo.learners.transitions import OfflineData, require_expert_data, train_step_learner
 
 LOG_PI_MIN, LOG_PI_MAX = -20.0, 10.0
 D_CLIP = (0.1, 0.9)
@@ -104,9 +104,7 @@ class DWBC:
 
 def train(data: OfflineData, cfg: DWBCConfig, device, desc: str = "dwbc"):
     require_expert_data(data, "DWBC")
-    agent = DWBC(data, cfg, device)
-    curve = fit(agent, cfg.steps, cfg.log_every, desc)
-    return agent.export(), curve, {}
+    return train_step_learner(DWBC, data, cfg, device, desc)
 
 
 ALGORITHMS = (Algorithm("dwbc", "DWBC", BASELINE, "dwbc", DWBCConfig, train, DWBC),)

@@ -14,9 +14,9 @@ from typing import ClassVar
 import torch
 
 from dspo.core.config import NonNegFloat, OpenUnitFloat, PosFloat, PosInt, Section, UnitFloat, Widths
-from dspo.learners.contract import Algorithm, BASELINE, fit
+from dspo.learners.contract import BASELINE, Algorithm
 from dspo.learners.nets import DeterministicActor, TwinQ, soft_update, step_optimizer
-from dspo.learners.transitions import OfflineData
+from dspo.learners.transitions import OfflineData, train_step_learner
 
 
 class TD3BCConfig(Section):
@@ -77,9 +77,7 @@ class TD3BC:
 
 
 def train(data: OfflineData, cfg: TD3BCConfig, device, desc: str = "td3bc"):
-    agent = TD3BC(data, cfg, device)
-    curve = fit(agent, cfg.steps, cfg.log_every, desc)
-    return agent.export(), curve, {}
+    return train_step_learner(TD3BC, data, cfg, device, desc)
 
 
 ALGORITHMS = (Algorithm("td3bc", "TD3+BC", BASELINE, "td3bc", TD3BCConfig, train, TD3BC),)

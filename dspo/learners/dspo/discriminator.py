@@ -8,7 +8,8 @@ Loss on windows of episodes (balanced batches: half D^S windows, half D^U window
 alternating a theta step of q_theta(r_bin | z) with a phi step of the discriminator
 (see dspo.learners.dspo.vclub). The learner never sees cost: returns come from `StepData.reward`.
 
-Model selection without an oracle (STACK.md, "measured warning"): `holdout_demos` safe demos
+Model selection without an oracle (a first prototype's transformer swung by ±0.1 AUROC between
+checkpoints, and training loss says nothing about safety): `holdout_demos` safe demos
 are kept out of training; every `eval_every` steps their scores are ranked among the D^U
 episodes' scores and the state with the best mean percentile is kept.
 
