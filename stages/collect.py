@@ -9,6 +9,7 @@ from dspo.core.config import read_section
 from dspo.core.errors import SplitError
 from dspo.data.collect import (CollectConfig, dataset_summary, episode_frame, plan_jobs, plot_dataset, run_jobs,
                                split_episodes, write_tables)
+from dspo.data.quality import dataset_quality
 from dspo.data.tasks import get_task
 
 app = typer.Typer(add_completion=False)
@@ -29,6 +30,13 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     jobs = plan_jobs(index["snapshots"], behavior_dir, cfg, seed)
     results = run_jobs(spec, jobs, cfg)
     frame = episode_frame(spec, jobs, results)
+    quality, quality_problems = dataset_quality(spec, frame, cfg.quality)
+    if quality_problems:
+        message = "; ".join(quality_problems)
+        if cfg.strict:
+            raise SplitError(f"the collected episodes cannot support the method: {message} "
+                             f"(or set collect.strict=false to keep them with a warning)")
+        typer.echo(f"warning: dataset quality: {message}", err=True)
     demos, rest, problems = split_episodes(frame, cfg, seed)
     if problems:
         message = "; ".join(problems)
@@ -40,6 +48,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     kept = write_tables(spec, episodes, frame, demos, rest, seed, dirs["data"] / "dataset.parquet",
                         dirs["data"] / "oracle.parquet")
     summary = dataset_summary(spec, kept)
+    summary["quality"] = {**quality, "problems": quality_problems}
     summary["split_problems"] = problems
     write_json(summary, dirs["reports"] / "dataset.json")
     plot_dataset(spec, kept, dirs["reports"] / "dataset.png")

@@ -45,7 +45,8 @@ def test_eval_seeds_are_disjoint_from_every_collection_seed():
     cfg = CollectConfig.from_section(dict(episodes_per_snapshot=50, noise=[0.0, 0.3], mix_pairs=[], mix_probs=[],
                                          episodes_per_mix=0, n_safe_demos=2, demo_return_quantile=0.5,
                                          max_unlabeled_episodes=10, min_safe_like_demos=0, min_unsafe_above_demos=0,
-                                         strict=False, n_envs=1, workers=1))
+                                         strict=False, n_envs=1, workers=1,
+                                         quality=dict(min_best_safe_return=0.1, max_terminated_share=0.9, min_safe_length_ratio=0.75, coverage_bins=5, min_coverage=0.25)))
     snaps = [{"agent": "a", "cost_limit": 5.0, "env_steps": k, "path": f"a/{k}.pt"} for k in range(10)]
     jobs = plan_jobs(snaps, __import__("pathlib").Path("."), cfg, seed=99)
     collect_seeds = {s for job in jobs for s in job.seeds}

@@ -9,7 +9,8 @@ from dspo.data.collect import CollectConfig, check_split, split_episodes
 def make_cfg(**overrides):
     base = dict(episodes_per_snapshot=1, noise=[0.0], mix_pairs=[], mix_probs=[], episodes_per_mix=0,
                 n_safe_demos=12, demo_return_quantile=0.5, max_unlabeled_episodes=10_000, min_safe_like_demos=5,
-                min_unsafe_above_demos=5, strict=True, n_envs=1, workers=1)
+                min_unsafe_above_demos=5, strict=True, n_envs=1, workers=1,
+                quality=dict(min_best_safe_return=0.1, max_terminated_share=0.9, min_safe_length_ratio=0.75, coverage_bins=5, min_coverage=0.25))
     base.update(overrides)
     return CollectConfig.from_section(base)
 

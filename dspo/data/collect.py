@@ -32,6 +32,7 @@ from dspo.core.errors import ParamError, SplitError
 from dspo.core.seeds import COLLECT_SEEDS_PER_JOB, COLLECT_SEEDS_PER_RUN, check_collect_seed
 from dspo.data.envs import make_env
 from dspo.data.rollout import Episode, rollout_episodes
+from dspo.data.quality import QualityConfig
 from dspo.data.schemas import DATASET, ORACLE, SAFE_DEMO, UNLABELED, write_table
 from dspo.data.tasks import TaskSpec
 
@@ -52,6 +53,7 @@ class CollectConfig(Section):
     strict: Bool
     n_envs: PosInt
     workers: PosInt
+    quality: QualityConfig  # the dataset quality gate (dspo/data/quality.py)
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def episode_frame(spec: TaskSpec, jobs: list[RolloutJob], results: list[list[Epi
         for ep in episodes:
             rows.append({
                 "reward_return": ep.reward_return, "cost_return": ep.cost_return, "length": ep.length,
+                "terminated": bool(ep.terminated[-1]),
                 "is_safe": ep.cost_return <= spec.cost_limit, "source_agent": job.source_name,
                 "source_cost_limit": -1.0 if job.cost_limit is None else float(job.cost_limit),
                 "source_checkpoint": job.env_steps, "source_noise": job.noise, "source_mix": job.mix_prob,
