@@ -31,11 +31,20 @@ def module_file(module: str, root: Path = REPO) -> str | None:
     return None
 
 
+@lru_cache(maxsize=None)
+def runs_nothing(path: str, root: Path = REPO) -> bool:
+    """A package `__init__.py` holding only its docstring: importing it executes no code, so no stage depends on it."""
+    if not path.endswith("__init__.py"):
+        return False
+    tree = ast.parse((root / path).read_text())
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in tree.body)
+
+
 def _with_parents(module: str, root: Path) -> set[str]:
     parts, out = module.split("."), set()
     for i in range(1, len(parts) + 1):
         path = module_file(".".join(parts[:i]), root)
-        if path:
+        if path and not runs_nothing(path, root):
             out.add(path)
     return out
 
