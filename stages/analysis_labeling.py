@@ -2,8 +2,6 @@
 
 The only discriminator stage allowed the oracle; nothing downstream of DSPO depends on its outputs.
 """
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch

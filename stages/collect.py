@@ -15,6 +15,17 @@ from dspo.data.tasks import get_task
 app = typer.Typer(add_completion=False)
 
 
+def refuse_or_warn(problems: list[str], strict: bool, what: str, hint: str = "") -> None:
+    """Strict: refuse the data naming every problem; otherwise keep it with a warning."""
+    if not problems:
+        return
+    message = "; ".join(problems)
+    if strict:
+        raise SplitError(f"the collected episodes {what}: {message} ({hint}set collect.strict=false to keep them "
+                         f"with a warning)")
+    typer.echo(f"warning: the collected episodes {what}: {message}", err=True)
+
+
 @app.command()
 @stage
 def main(task: str = typer.Option(..., help="task name from the registry"),
@@ -31,19 +42,10 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     results = run_jobs(spec, jobs, cfg)
     frame = episode_frame(spec, jobs, results)
     quality, quality_problems = dataset_quality(spec, frame, cfg.quality)
-    if quality_problems:
-        message = "; ".join(quality_problems)
-        if cfg.strict:
-            raise SplitError(f"the collected episodes cannot support the method: {message} "
-                             f"(or set collect.strict=false to keep them with a warning)")
-        typer.echo(f"warning: dataset quality: {message}", err=True)
+    refuse_or_warn(quality_problems, cfg.strict, "cannot support the method")
     demos, rest, problems = split_episodes(frame, cfg, seed)
-    if problems:
-        message = "; ".join(problems)
-        if cfg.strict:
-            raise SplitError(f"the collected episodes cannot give the required split: {message} "
-                             f"(train the behavior agents longer, add agents or mixtures, or set collect.strict=false)")
-        typer.echo(f"warning: split is incomplete: {message}", err=True)
+    refuse_or_warn(problems, cfg.strict, "cannot give the required split",
+                   "train the behavior agents longer, add agents or mixtures, or ")
     episodes = [ep for job_eps in results for ep in job_eps]
     kept = write_tables(spec, episodes, frame, demos, rest, seed, dirs["data"] / "dataset.parquet",
                         dirs["data"] / "oracle.parquet")

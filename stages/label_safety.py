@@ -2,8 +2,6 @@
 
 Cost-label-free: reads only the learner table and the discriminator (never the oracle).
 """
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import typer
