@@ -60,19 +60,22 @@ def dataset_quality(spec: TaskSpec, episodes: pd.DataFrame, cfg: QualityConfig) 
         "coverage": len(cells) / bins**2,
         "thresholds": cfg.model_dump(),
     }
-    problems = []
+    failed = []  # (what failed, which knobs to turn)
     if not metrics["best_safe_normalized_return"] >= cfg.min_best_safe_return:
-        problems.append(f"the best safe episode has normalized return {metrics['best_safe_normalized_return']:.3f} "
-                        f"< collect.quality.min_best_safe_return={cfg.min_best_safe_return:g}: {BEHAVIOR_KNOBS}")
+        failed.append((f"the best safe episode has normalized return {metrics['best_safe_normalized_return']:.3f} "
+                       f"< collect.quality.min_best_safe_return={cfg.min_best_safe_return:g}", BEHAVIOR_KNOBS))
     if metrics["terminated_share"] > cfg.max_terminated_share:
-        problems.append(f"{100 * metrics['terminated_share']:.0f}% of episodes end by termination "
-                        f"> collect.quality.max_terminated_share={cfg.max_terminated_share:g}: {BEHAVIOR_KNOBS}")
+        failed.append((f"{100 * metrics['terminated_share']:.0f}% of episodes end by termination "
+                       f"> collect.quality.max_terminated_share={cfg.max_terminated_share:g}", BEHAVIOR_KNOBS))
     if metrics["safe_length_ratio"] < cfg.min_safe_length_ratio:  # NaN (one class missing): the split says so
-        problems.append(f"safe episodes are short (median length {metrics['safe_length_ratio']:.2f} x the unsafe "
-                        f"ones') < collect.quality.min_safe_length_ratio={cfg.min_safe_length_ratio:g}: they are "
-                        f"safe because they end early; {BEHAVIOR_KNOBS}")
+        failed.append((f"safe episodes are short (median length {metrics['safe_length_ratio']:.2f} x the unsafe "
+                       f"ones') < collect.quality.min_safe_length_ratio={cfg.min_safe_length_ratio:g}, so they are "
+                       f"safe because they end early", BEHAVIOR_KNOBS))
     if metrics["coverage"] < cfg.min_coverage:
-        problems.append(f"episodes cover {100 * metrics['coverage']:.0f}% of the reward-cost plane "
-                        f"< collect.quality.min_coverage={cfg.min_coverage:g}: add agents at other cost limits "
-                        f"(behavior.agents), noise levels (collect.noise) or mixtures (collect.mix_pairs)")
+        failed.append((f"episodes cover {100 * metrics['coverage']:.0f}% of the reward-cost plane "
+                       f"< collect.quality.min_coverage={cfg.min_coverage:g}",
+                       "add agents at other cost limits (behavior.agents), noise levels (collect.noise) or mixtures "
+                       "(collect.mix_pairs)"))
+    last = {knobs: i for i, (_, knobs) in enumerate(failed)}  # each fix is said once, after its last check
+    problems = [f"{what}: {knobs}" if last[knobs] == i else what for i, (what, knobs) in enumerate(failed)]
     return metrics, problems
