@@ -15,8 +15,8 @@ from typing import ClassVar
 from pydantic import Field
 
 from dspo.core.config import Section
-from dspo.core.errors import ParamError
 from dspo.learners.contract import ANALYSIS, BASELINE, METHOD, Algorithm  # noqa: F401 (re-exported)
+
 
 def algorithms() -> dict[str, Algorithm]:
     """Every algorithm declared by a module under `dspo.learners`, by name (tables follow the params list order)."""
@@ -44,11 +44,3 @@ class AlgorithmLists(Section):
         """Names in the lists that no module registers."""
         known = algorithms()
         return [n for n in dict.fromkeys(self.bc + self.baselines + self.evaluated) if n not in known]
-
-
-def get_algorithm(name: str, *, need_train: bool = False) -> Algorithm:
-    registry = algorithms()
-    valid = [n for n, a in registry.items() if a.train is not None] if need_train else list(registry)
-    if name not in valid:
-        raise ParamError(f"unknown algorithm {name!r}; valid: {valid}")
-    return registry[name]
