@@ -8,7 +8,7 @@ import torch
 import typer
 
 from dspo.core.artifacts import atomic_path, write_json
-from dspo.core.cli import stage, task_dirs
+from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import seed_everything
 from dspo.core.errors import DataError
 from dspo.data.schemas import LABELED, ORACLE, SAFE_DEMO, read_dataset, read_frame
@@ -23,11 +23,12 @@ METRIC_COLUMNS = ["auroc", "auroc_within_agent", "recall", "accuracy", "f1", "pe
 
 @app.command()
 @stage
-def main(task: str = typer.Option(..., help="task name from the registry")) -> None:
+def main(task: str = typer.Option(..., help="task name from the registry"),
+         seed: int = typer.Option(..., help="learner seed (that seed's discriminator and labels)")) -> None:
     spec = get_task(task)
     dirs = task_dirs(task)
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
-    labeled = read_frame(LABELED, dirs["data"] / "labeled.parquet")
+    labeled = read_frame(LABELED, dirs["data"] / "dspo" / seed_dir(seed) / "labeled.parquet")
     oracle = read_frame(ORACLE, dirs["data"] / "oracle.parquet").groupby("episode_id").first()
     episodes = labeled.set_index("episode_id").join(oracle[["is_safe", "source_agent", "cost_return"]], how="inner")
     if len(episodes) != len(labeled):
@@ -42,7 +43,7 @@ def main(task: str = typer.Option(..., help="task name from the registry")) -> N
     rows["yardstick: +return"] = score_metrics(ret, episodes)
     rows["yardstick: -NN distance to D^S"] = score_metrics(nn_distance_to_demos(data).reindex(episodes.index).to_numpy(),
                                                           episodes)
-    _, normalizer, cfg, ckpt = load_discriminator_checkpoint(dirs["models"] / "discriminator" / "model.pt", task=task,
+    _, normalizer, cfg, ckpt = load_discriminator_checkpoint(dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt", task=task,
                                                              obs_dim=data.obs_dim, act_dim=data.act_dim)
     seed_everything(int(ckpt.get("seed", 0)))  # the same initialization the trained network started from
     untrained = build_discriminator(cfg, data.obs_dim, data.act_dim).eval()
@@ -60,16 +61,17 @@ def main(task: str = typer.Option(..., help="task name from the registry")) -> N
         "unlabeled_episodes": int((episodes["split"] != SAFE_DEMO).sum()),
         "yardsticks": {name: rows[name] for name in rows if name.startswith("yardstick")},
     })
-    reports = dirs["reports"]
-    write_json(metrics, reports / "labeling.json")
-    with atomic_path(reports / "labeling.md") as tmp:
+    metrics["seed"] = seed
+    out = dirs["reports"] / "labeling" / seed_dir(seed)
+    write_json(metrics, out.with_suffix(".json"))
+    with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text(f"# {task}: safety labeling on D^U ({metrics['unlabeled_episodes']} episodes)\n\n"
                        f"Decision rule for recall/accuracy/F1: z >= {threshold:.4f} (the smallest demo z). "
                        f"Yardsticks are threshold-free scores (AUROC, correlations).\n\n"
                        + table.to_markdown(floatfmt=".3f") + "\n")
     plot_labeling(episodes.reset_index(), threshold, spec.cost_limit,
-                  f"{task}: {cfg.backbone} discriminator, mi_weight={cfg.mi_weight:g}: AUROC {metrics['auroc']:.3f}",
-                  reports / "labeling.png")
+                  f"{task} seed {seed}: {cfg.backbone} discriminator, mi_weight={cfg.mi_weight:g}: AUROC {metrics['auroc']:.3f}",
+                  out.with_suffix(".png"))
     typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
 
 

@@ -2,14 +2,14 @@
 
 The DSPO paper (§5) suspects transition-level safety signals are hard to reconstruct; this
 measures it with the oracle: per transition, AUROC of the estimated cost for "the true step
-cost is > 0"; per episode, the Table-2 metrics of minus the summed estimated cost on D^U, beside
-the discriminator's AUROC. Analysis only: nothing trains on its output.
+cost is > 0"; per episode, the Table-2 metrics of minus the summed estimated cost on D^U (the report
+puts it beside the discriminator's AUROC). Analysis only: nothing trains on its output.
 """
 import pandas as pd
 import typer
 
-from dspo.core.artifacts import read_json, write_json
-from dspo.core.cli import stage, task_dirs
+from dspo.core.artifacts import write_json
+from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.errors import DataError
 from dspo.data.schemas import ORACLE, read_dataset, read_frame
 from dspo.evaluation.labeling import auroc, pearson, score_metrics
@@ -21,7 +21,8 @@ app = typer.Typer(add_completion=False)
 
 @app.command()
 @stage
-def main(task: str = typer.Option(..., help="task name from the registry")) -> None:
+def main(task: str = typer.Option(..., help="task name from the registry"),
+         seed: int = typer.Option(..., help="learner seed of the RGM run")) -> None:
     dirs = task_dirs(task)
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
     oracle = read_frame(ORACLE, dirs["data"] / "oracle.parquet")
@@ -29,7 +30,7 @@ def main(task: str = typer.Option(..., help="task name from the registry")) -> N
     steps = steps.merge(oracle[["episode_id", "step", "cost"]], on=["episode_id", "step"], how="left")
     if steps["cost"].isna().any():
         raise DataError("dataset.parquet and oracle.parquet disagree on (episode, step) rows (rerun collect)")
-    correction, (obs_norm, bounds) = RewardCorrection.load(dirs["models"] / "rgm" / "reward_correction.pt", task)
+    correction, (obs_norm, bounds) = RewardCorrection.load(dirs["models"] / "rgm" / seed_dir(seed) / "reward_correction.pt", task)
     delta = corrections(correction, obs_norm, bounds, data.obs, data.action, data.reward)
     cost = estimated_costs(delta, float(delta.mean()), float(delta.std()) or 1.0)
 
@@ -44,8 +45,8 @@ def main(task: str = typer.Option(..., help="task name from the registry")) -> N
         "episode": score_metrics(-episodes["est_cost"].to_numpy(), episodes),
         "episode_pearson_cost_return": pearson(episodes["est_cost"].to_numpy(), episodes["cost_return"].to_numpy()),
     }
-    metrics["discriminator_episode_auroc"] = read_json(dirs["reports"] / "labeling.json")["auroc"]
-    write_json(metrics, dirs["reports"] / "rgm_costs.json")
+    metrics["seed"] = seed
+    write_json(metrics, dirs["reports"] / "rgm_costs" / f"{seed_dir(seed)}.json")
     typer.echo(f"RGM-estimated cost: transition AUROC {metrics['transition_auroc_cost_positive']:.3f}, "
                f"episode AUROC (safe, D^U) {metrics['episode']['auroc']:.3f}")
 

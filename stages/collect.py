@@ -29,7 +29,7 @@ def refuse_or_warn(problems: list[str], strict: bool, what: str, hint: str = "")
 @app.command()
 @stage
 def main(task: str = typer.Option(..., help="task name from the registry"),
-         seed: int = typer.Option(0, help="base seed"),
+         seed: int = typer.Option(..., help="data seed (params.yaml seeds.data)"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     spec = get_task(task)
     cfg = read_section(CollectConfig, params)

@@ -5,7 +5,7 @@ import numpy as np
 import typer
 
 from dspo.core.artifacts import save_checkpoint, write_curve
-from dspo.core.cli import stage, task_dirs
+from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import load_params, resolve_device, seed_everything
 from dspo.core.errors import SchemaError
 from dspo.data.schemas import GENERATED, SAFE_DEMO, read_dataset, read_table, vectors
@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False)
 def main(task: str = typer.Option(..., help="task name from the registry"),
          generated: Path = typer.Option(..., help="generated.parquet"),
          algo: str = typer.Option("dspo", help="policy folder under models/<task>/"),
-         seed: int = typer.Option(0, help="seed"),
+         seed: int = typer.Option(..., help="learner seed"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     spec = get_task(task)
@@ -43,10 +43,10 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     seed_everything(seed)
     policy, curve = train_bc(obs, act, spec.act_low, spec.act_high, cfg, resolve_device(device),
                              weights=mixture_weights(len(demos.obs), len(gen_obs), share), desc=algo)
-    out = dirs["models"] / algo / "policy.pt"
-    save_checkpoint(policy.checkpoint(task, {"algo": algo, "demo_pairs": int(len(demos.obs)),
+    out = dirs["models"] / algo / seed_dir(seed) / "policy.pt"
+    save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "demo_pairs": int(len(demos.obs)),
                                              "generated_pairs": int(len(gen_obs)), "generated_share": share}), out)
-    write_curve(curve, dirs["reports"] / "train" / f"{algo}.csv")
+    write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} generated pairs (share {share}), final MSE "
                f"{curve['mse'].iloc[-1]:.4f} -> {out}")
 

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from dspo.core.artifacts import write_json
-from dspo.core.cli import stage, task_dirs
+from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import read_section, resolve_device
 from dspo.data.schemas import GENERATED, LABELED, SAFE_DEMO, read_dataset, read_frame, write_table
 from dspo.data.tasks import get_task
@@ -27,6 +27,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          model: Path = typer.Option(..., help="diffusion checkpoint"),
          out: Path = typer.Option(..., help="generated.parquet to write"),
          report: Path = typer.Option(..., help="quality report JSON (a PNG is written beside it)"),
+         seed: int = typer.Option(..., help="learner seed (draws the conditions and the noise)"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     spec = get_task(task)
@@ -34,8 +35,8 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     bundle = load_diffusion_checkpoint(model, task, spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high)
     labeled = read_frame(LABELED, labels)
     demos = labeled[labeled["split"] == SAFE_DEMO]
-    returns, z = draw_conditions(gen_cfg, demos["return"].to_numpy(), float(demos["z"].min()))
-    obs, act, n_clipped = bundle.sample(returns, z, gen_cfg, resolve_device(device))
+    returns, z = draw_conditions(gen_cfg, demos["return"].to_numpy(), float(demos["z"].min()), seed)
+    obs, act, n_clipped = bundle.sample(returns, z, gen_cfg, resolve_device(device), seed)
     n, horizon = obs.shape[:2]
     write_table(GENERATED, {
         "segment_id": np.repeat(np.arange(n), horizon), "step": np.tile(np.arange(horizon), n),
@@ -45,7 +46,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     }, out, task=task, obs_dim=spec.obs_dim, act_dim=spec.act_dim)
     data = read_dataset(task_dirs(task)["data"] / "dataset.parquet", task=task)
     metrics, points = generation_report(data, obs.reshape(n * horizon, -1), act.reshape(n * horizon, -1), n_clipped,
-                                        gen_cfg.report_points, gen_cfg.seed)
+                                        gen_cfg.report_points, seed)
     metrics.update({"segments": int(n), "horizon": int(horizon), "guidance": gen_cfg.guidance, "sampler": gen_cfg.sampler,
                     "sampling_steps": gen_cfg.sampling_steps, "z_condition": float(z[0]),
                     "return_condition_min": float(returns.min()), "return_condition_max": float(returns.max())})

@@ -7,7 +7,7 @@ import pandas as pd
 import typer
 
 from dspo.core.artifacts import write_json
-from dspo.core.cli import stage, task_dirs
+from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import resolve_device
 from dspo.data.schemas import LABELED, SAFE_DEMO, read_dataset, write_table
 from dspo.learners.dspo.discriminator import load_discriminator_checkpoint, score_episodes
@@ -18,10 +18,11 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @stage
 def main(task: str = typer.Option(..., help="task name from the registry"),
+         seed: int = typer.Option(..., help="learner seed (the discriminator of that seed)"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]")) -> None:
     dirs = task_dirs(task)
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
-    model, normalizer, cfg, _ = load_discriminator_checkpoint(dirs["models"] / "discriminator" / "model.pt", task=task,
+    model, normalizer, cfg, _ = load_discriminator_checkpoint(dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt", task=task,
                                                               obs_dim=data.obs_dim, act_dim=data.act_dim)
     scores = score_episodes(model, normalizer, data, cfg.context_len, resolve_device(device))
     ids, first = np.unique(data.episode_id, return_index=True)
@@ -29,7 +30,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     scores["split"] = split.reindex(scores["episode_id"].to_numpy()).to_numpy()  # joined on episode_id
     write_table(LABELED, {"episode_id": scores["episode_id"].to_numpy(), "split": scores["split"].to_numpy(),
                           "return": scores["return"].to_numpy(), "z": scores["z"].to_numpy()},
-                dirs["data"] / "labeled.parquet", task=task)
+                dirs["data"] / "dspo" / seed_dir(seed) / "labeled.parquet", task=task)
     demos = scores[scores["split"] == SAFE_DEMO]
     condition = {
         "task": task,
@@ -40,7 +41,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         "episodes_scored": int(len(scores)),
         "unlabeled_at_or_above_condition": int(((scores["split"] != SAFE_DEMO) & (scores["z"] >= demos["z"].min())).sum()),
     }
-    write_json(condition, dirs["data"] / "safety_condition.json")
+    write_json(condition, dirs["data"] / "dspo" / seed_dir(seed) / "safety_condition.json")
     typer.echo(f"scored {len(scores)} episodes; min safe-demo z = {condition['z_min_safe_demo']:.4f}, "
                f"{condition['unlabeled_at_or_above_condition']} D^U episodes at or above it")
 

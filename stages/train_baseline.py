@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from dspo.core.artifacts import save_checkpoint, write_curve
-from dspo.core.cli import stage, task_dirs
+from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import load_params, resolve_device, seed_everything
 from dspo.core.errors import ParamError
 from dspo.data.schemas import read_dataset
@@ -27,7 +27,7 @@ app = typer.Typer(add_completion=False)
 @stage
 def main(task: str = typer.Option(..., help="task name from the registry"),
          algo: str = typer.Option(..., help=f"one of {list(BASELINES)}"),
-         seed: int = typer.Option(0, help="seed"),
+         seed: int = typer.Option(..., help="learner seed"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     if algo not in BASELINES:
@@ -39,11 +39,11 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     dirs = task_dirs(task)
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
     torch_device = resolve_device(device)
-    out_dir = dirs["models"] / algo
+    out_dir = dirs["models"] / algo / seed_dir(seed)
     if algo == "cdt_v":
         from dspo.learners.baselines.rgm import RewardCorrection
 
-        correction, norms = RewardCorrection.load(dirs["models"] / "rgm" / "reward_correction.pt", task)
+        correction, norms = RewardCorrection.load(dirs["models"] / "rgm" / seed_dir(seed) / "reward_correction.pt", task)
         seed_everything(seed)
         policy, curve, extras = module.train(data, correction, norms, spec.cost_limit, cfg, torch_device)
         save_checkpoint(policy.checkpoint(task, {"algo": algo, **extras}), out_dir / "policy.pt")
@@ -57,7 +57,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
                                                   offline.act_dim), out_dir / "reward_correction.pt")
         save_checkpoint(policy.checkpoint(task, {"algo": algo, "train_transitions": offline.size, **extras}),
                         out_dir / "policy.pt")
-    write_curve(curve, dirs["reports"] / "train" / f"{algo}.csv")
+    write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     last = curve.iloc[-1].drop("step")
     typer.echo(f"{algo}: {len(data.obs)} steps, final " + ", ".join(f"{k} {v:.4g}" for k, v in last.items())
                + f" -> {out_dir / 'policy.pt'}")

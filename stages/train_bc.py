@@ -5,7 +5,7 @@ import numpy as np
 import typer
 
 from dspo.core.artifacts import save_checkpoint, write_curve
-from dspo.core.cli import stage, task_dirs
+from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import read_section, resolve_device, seed_everything
 from dspo.core.errors import ParamError
 from dspo.data.schemas import read_dataset
@@ -19,7 +19,7 @@ app = typer.Typer(add_completion=False)
 @stage
 def main(task: str = typer.Option(..., help="task name from the registry"),
          algo: str = typer.Option(..., help=f"one of {sorted(SPLITS)}"),
-         seed: int = typer.Option(0, help="seed"),
+         seed: int = typer.Option(..., help="learner seed"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     if algo not in SPLITS:
@@ -32,9 +32,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         data = data.select(data.split == SPLITS[algo])
     seed_everything(seed)
     policy, curve = train_bc(data.obs, data.action, spec.act_low, spec.act_high, cfg, resolve_device(device), desc=algo)
-    out = dirs["models"] / algo / "policy.pt"
-    save_checkpoint(policy.checkpoint(task, {"algo": algo, "train_pairs": int(len(data.obs))}), out)
-    write_curve(curve, dirs["reports"] / "train" / f"{algo}.csv")
+    out = dirs["models"] / algo / seed_dir(seed) / "policy.pt"
+    save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "train_pairs": int(len(data.obs))}), out)
+    write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     typer.echo(f"{algo}: {len(data.obs)} pairs from {len(np.unique(data.episode_id))} episodes, "
                f"final MSE {curve['mse'].iloc[-1]:.4f} -> {out}")
 

@@ -14,7 +14,7 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @stage
 def main(task: str = typer.Option(..., help="task name from the registry"),
-         seed: int = typer.Option(0, help="base seed"),
+         seed: int = typer.Option(..., help="data seed (params.yaml seeds.data)"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     spec = get_task(task)
     cfg = read_section(BehaviorConfig, params)

@@ -4,7 +4,7 @@ from pathlib import Path
 import typer
 
 from dspo.core.artifacts import write_curve
-from dspo.core.cli import stage, task_dirs
+from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import read_section, resolve_device
 from dspo.data.schemas import read_dataset
 from dspo.learners.dspo.discriminator import (DiscConfig, check_discriminator_data, save_discriminator_checkpoint,
@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @stage
 def main(task: str = typer.Option(..., help="task name from the registry"),
-         seed: int = typer.Option(0, help="seed (dvc.yaml passes disc.seed)"),
+         seed: int = typer.Option(..., help="learner seed"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     cfg = read_section(DiscConfig, params)
@@ -25,9 +25,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
     check_discriminator_data(data, cfg)  # refuse bad input before any training
     model, normalizer, history, selection = train_discriminator(data, cfg, resolve_device(device), seed)
-    out = dirs["models"] / "discriminator" / "model.pt"
+    out = dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt"
     save_discriminator_checkpoint(out, model, normalizer, cfg, task, {"selection": selection, "seed": seed})
-    write_curve(history, dirs["reports"] / "train" / "discriminator.csv")
+    write_curve(history, dirs["reports"] / "train" / "discriminator" / f"{seed_dir(seed)}.csv")
     rank = selection["selected_holdout_rank"]
     typer.echo(f"{cfg.backbone} discriminator ({n_parameters(model):,} parameters), selected step "
                f"{selection['selected_step']} (held-out demo rank {'n/a' if rank is None else f'{rank:.3f}'}) -> {out}")

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from dspo.core.seeds import EVAL_SEED_START, eval_seeds
+from dspo.core.errors import ParamError
+from dspo.core.seeds import EVAL_SEED_START, EVAL_SEEDS_PER_BLOCK, eval_seeds
 from dspo.data.collect import CollectConfig, plan_jobs
 from dspo.data.tasks import get_task
 from dspo.evaluation.evaluate import evaluate_policy
@@ -39,9 +40,15 @@ def test_bc_refuses_empty_and_mismatched_input():
         train_bc(np.zeros((5, 3)), np.zeros((4, 2)), np.array([-1, -1.0]), np.array([1, 1.0]), CFG, torch.device("cpu"))
 
 
-def test_eval_seeds_are_disjoint_from_every_collection_seed():
-    seeds = eval_seeds(0, 20)
-    assert min(seeds) >= EVAL_SEED_START and len(set(seeds)) == 20
+def test_eval_blocks_are_disjoint_from_each_other_and_from_every_collection_seed():
+    tuning, test = eval_seeds("tuning", 20), eval_seeds("test", EVAL_SEEDS_PER_BLOCK)
+    seeds = tuning + test
+    assert min(seeds) >= EVAL_SEED_START and len(set(seeds)) == len(seeds)
+    assert eval_seeds("test", 5) == test[:5]  # a longer block only adds episodes
+    with pytest.raises(ParamError, match="unknown evaluation block"):
+        eval_seeds("train", 3)
+    with pytest.raises(ParamError, match="eval.test_episodes"):
+        eval_seeds("test", EVAL_SEEDS_PER_BLOCK + 1)
     cfg = CollectConfig.from_section(dict(episodes_per_snapshot=50, noise=[0.0, 0.3], mix_pairs=[], mix_probs=[],
                                          episodes_per_mix=0, n_safe_demos=2, demo_return_quantile=0.5,
                                          max_unlabeled_episodes=10, min_safe_like_demos=0, min_unsafe_above_demos=0,
@@ -57,9 +64,9 @@ def test_eval_seeds_are_disjoint_from_every_collection_seed():
 def test_evaluate_policy_in_the_real_simulator():
     spec = get_task("BallRun")
     zero = lambda obs: np.zeros((len(obs), 2), dtype=np.float32)  # noqa: E731
-    table, metrics = evaluate_policy(spec, zero, eval_seeds(0, 3), n_envs=3)
+    table, metrics = evaluate_policy(spec, zero, eval_seeds("tuning", 3), n_envs=3)
     assert metrics["episodes"] == 3 and len(table) == 3
     assert metrics["normalized_reward"] == pytest.approx(table["normalized_reward"].mean())
     assert metrics["safe"] == (metrics["normalized_cost"] <= 1)
-    again, _ = evaluate_policy(spec, zero, eval_seeds(0, 3), n_envs=1)
+    again, _ = evaluate_policy(spec, zero, eval_seeds("tuning", 3), n_envs=1)
     np.testing.assert_allclose(table["reward"], again["reward"], rtol=1e-5)  # batching does not change results

@@ -38,7 +38,7 @@ def diffusion_params(**over):
 
 def generate_params(**over):
     params = dict(n_segments=5, guidance=1.5, sampler="ddim", sampling_steps=5, batch_size=2, return_condition=None,
-                  z_condition=None, seed=0, report_points=50)
+                  z_condition=None, report_points=50)
     return {**params, **over}
 
 
@@ -267,9 +267,9 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
     for a, b in zip(model.state_dict().values(), bundle.model.state_dict().values()):
         assert torch.equal(a, b)
     gen = GenerateConfig.from_section(generate_params())
-    returns, z = draw_conditions(gen, np.array([3.0, 5.0]), default_z=0.7)
+    returns, z = draw_conditions(gen, np.array([3.0, 5.0]), default_z=0.7, seed=0)
     assert returns.min() >= 3 and returns.max() <= 5 and np.all(z == np.float32(0.7))
-    obs, act, n_out = bundle.sample(returns, z, gen, "cpu")
+    obs, act, n_out = bundle.sample(returns, z, gen, "cpu", seed=0)
     assert obs.shape == (5, H, OBS) and act.shape == (5, H, ACT) and isinstance(n_out, int)
     assert act.min() >= -1 and act.max() <= 1
 
@@ -305,4 +305,4 @@ def test_param_errors():
     with pytest.raises(ParamError, match=r"generate.sampling_steps=50 must be in \[1, 20\]"):
         sample_segments(net, np.zeros(2), np.zeros(2), guidance=1.0, **{**kw, "sampling_steps": 50})
     with pytest.raises(ValueError, match="no finite safe-demo returns"):
-        draw_conditions(GenerateConfig.from_section(generate_params()), np.array([]), 0.5)
+        draw_conditions(GenerateConfig.from_section(generate_params()), np.array([]), 0.5, 0)

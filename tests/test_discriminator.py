@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 DISC = dict(backbone="transformer", context_len=8, d_model=32, n_layers=2, n_heads=4, dropout=0.0, pref_dim=16,
             mlp_hidden=[64, 64], steps=80, batch_size=8, lr=1e-3, weight_decay=0.0, mi_weight=0.5, return_bins=4,
             q_lr=1e-2, q_steps_per_step=1, grad_penalty=0.0, holdout_demos=1, eval_every=40, log_every=10,
-            class_prior=None, seed=0)
+            class_prior=None)
 
 
 def tiny_data(n_episodes=10, n_demos=4, length=24, short=(15, 9)) -> StepData:

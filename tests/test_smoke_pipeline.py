@@ -5,6 +5,7 @@ contract users rely on: a second `dvc repro` does nothing, changing only `eval.*
 evaluation, and a collect run that cannot meet the split rules fails without touching the data.
 """
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,7 +25,8 @@ TINY = {
     "collect": {"episodes_per_snapshot": 4, "mix_probs": [0.5], "episodes_per_mix": 4, "n_safe_demos": 3,
                 "min_safe_like_demos": 0, "min_unsafe_above_demos": 0, "strict": False, "n_envs": 4},
     "bc": {"steps": 200, "batch_size": 64, "hidden": [32, 32], "log_every": 50},
-    "eval": {"episodes": 3, "n_envs": 3},
+    "eval": {"tuning_episodes": 2, "test_episodes": 3, "n_envs": 3},
+    "seeds": {"learner": [0, 1], "baseline": [0]},
     "disc": {"context_len": 20, "d_model": 16, "n_layers": 1, "n_heads": 2, "pref_dim": 16, "steps": 30,
              "batch_size": 8, "eval_every": 10, "log_every": 10, "holdout_demos": 1},
     "diffusion": {"horizon": 8, "dim": 8, "train_steps": 30, "batch_size": 16, "ema_start": 10, "log_every": 10,
@@ -73,6 +75,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name in stages:
         assert f"Running stage '{name}" in out, f"stage {name} did not run"
+    assert "Running stage 'distill_bc@1'" in out and "Running stage 'evaluate@dspo-1'" in out  # every learner seed
 
     data = read_dataset(repo / "data/BallCircle/dataset.parquet", task="BallCircle")
     assert set(data.split) == {"safe_demo", "unlabeled"}
@@ -82,37 +85,59 @@ def test_dvc_repro_end_to_end(tmp_path):
     summary = read_json(repo / "reports/BallCircle/dataset.json")
     assert summary["safe_demo"]["episodes"] == 3 and summary["safe_demo"]["safe_fraction"] == 1.0
     assert (repo / "reports/BallCircle/dataset.png").stat().st_size > 1000
-    for algo in ("bc_all", "bc_safe", "td3bc", "iql", "cql", "dwbc", "rgm", "cdt_v", "dspo", "analysis_oracle_dspo"):
-        metrics = read_json(repo / f"reports/BallCircle/eval/{algo}.json")
-        assert metrics["episodes"] == 3 and metrics["safe"] == (metrics["normalized_cost"] <= 1)
-        assert (repo / f"models/BallCircle/{algo}/policy.pt").exists()
-    labeled = read_frame(LABELED, repo / "data/BallCircle/labeled.parquet")
+    runs = {**{a: [0, 1] for a in ("bc_all", "bc_safe", "dspo", "analysis_oracle_dspo")},
+            **{a: [0] for a in ("td3bc", "iql", "cql", "dwbc", "rgm", "cdt_v")}}
+    for algo, seeds in runs.items():
+        for seed in seeds:
+            metrics = read_json(repo / f"reports/BallCircle/eval/{algo}/seed{seed}.json")
+            assert metrics["seed"] == seed and metrics["tuning"]["episodes"] == 2 and metrics["test"]["episodes"] == 3
+            assert metrics["test"]["safe"] == (metrics["test"]["normalized_cost"] <= 1)
+            assert (repo / f"models/BallCircle/{algo}/seed{seed}/policy.pt").exists()
+    labeled = read_frame(LABELED, repo / "data/BallCircle/dspo/seed1/labeled.parquet")
     assert len(labeled) == summary["episodes"] and labeled["z"].between(0, 1).all()
-    labeling = read_json(repo / "reports/BallCircle/labeling.json")
+    labeling = read_json(repo / "reports/BallCircle/labeling/seed0.json")
     assert 0 <= labeling["auroc"] <= 1 and "yardstick: -return" in labeling["yardsticks"]
-    gen_report = read_json(repo / "reports/BallCircle/generation.json")
+    table2_row = read_json(repo / "reports/BallCircle/labeling.json")
+    assert table2_row["seeds"] == [0, 1] and "-return" in table2_row["yardsticks"]
+    assert "RGM-estimated cost" in table2_row["yardsticks"]
+    gen_report = read_json(repo / "reports/BallCircle/generation/seed0.json")
     assert gen_report["segments"] == 16 and gen_report["horizon"] == 8
     results = (repo / "reports/BallCircle/results.md").read_text()
     assert all(name in results for name in ("DSPO", "TD3+BC", "IQL", "CQL", "DWBC", "RGM", "CDT-V"))
+    table = read_json(repo / "reports/BallCircle/results.json")
+    assert table["eval_block"] == "test" and table["episodes_per_seed"] == 3
+    rows = {r["algo"]: r for r in table["rows"]}
+    assert rows["dspo"]["seeds"] == [0, 1] and len(rows["dspo"]["reward_ci"]) == 2
+    assert rows["td3bc"]["reward_ci"] is None  # one seed: no interval claimed
+    assert read_json(repo / "reports/BallCircle/tuning.json")["eval_block"] == "tuning"
+    assert not list((repo / ".dvc/tmp/resume").rglob("*.pt"))  # resumable diffusion states are cleaned up
 
     # A second repro is a no-op.
     assert "Running stage" not in dvc(repo, "repro")
 
-    # Changing only eval.* reruns only evaluation.
+    # Adding a learner seed would run only that seed's stages (and the report), never the data stages.
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["eval"]["episodes"] = 2
+    params["seeds"]["learner"] = [0, 1, 2]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = dvc(repo, "status", "--json")
+    stale = set(json.loads(out[out.index("{"):]))
+    assert stale and all(name.endswith(("@2", "-2")) or name == "report" for name in stale), stale
+    params["seeds"]["learner"] = [0, 1]
+
+    # Changing only eval.* reruns only evaluation.
+    params["eval"]["test_episodes"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = dvc(repo, "repro")
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert {"evaluate@bc_all", "evaluate@bc_safe"} <= ran
+    assert {"evaluate@bc_all-0", "evaluate@bc_safe-1", "evaluate_baseline@cql-0"} <= ran
     assert all(name.startswith("evaluate") or name == "report" for name in ran), ran  # nothing upstream
-    assert read_json(repo / "reports/BallCircle/eval/bc_all.json")["episodes"] == 2
+    assert read_json(repo / "reports/BallCircle/eval/bc_all/seed0.json")["test"]["episodes"] == 2
 
     # collect that cannot meet the split refuses with a clear message and leaves the data untouched.
     before = sha(repo / "data/BallCircle/dataset.parquet")
     params["collect"]["n_safe_demos"] = 10_000
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    proc = subprocess.run([sys.executable, "stages/collect.py", "--task", "BallCircle"], cwd=repo,
+    proc = subprocess.run([sys.executable, "stages/collect.py", "--task", "BallCircle", "--seed", "0"], cwd=repo,
                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(repo)), timeout=600)
     assert proc.returncode == 2
     assert "collect.n_safe_demos=10000" in proc.stderr

@@ -26,16 +26,17 @@ def test_the_check_catches_a_dropped_dep(tmp_path):
         shutil.copytree(REPO / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    spec["stages"]["generate"]["deps"].remove("dspo/learners/dspo/diffusion")
+    spec["stages"]["generate"]["do"]["deps"].remove("dspo/learners/dspo/diffusion")
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     from dvc.repo import Repo
 
     Repo.init(str(tmp_path), no_scm=True).close()
     stage_deps.direct_imports.cache_clear()
     missing = stage_deps.missing_deps(tmp_path)
-    assert set(missing) == {"generate"}
-    assert "dspo/learners/dspo/diffusion/sampling.py" in missing["generate"]
-    assert "dspo/learners/dspo/diffusion/model.py" in missing["generate"]
+    seeds = yaml.safe_load((REPO / "params.yaml").read_text())["seeds"]["learner"]
+    assert set(missing) == {f"generate@{s}" for s in seeds}
+    assert "dspo/learners/dspo/diffusion/sampling.py" in missing[f"generate@{seeds[0]}"]
+    assert "dspo/learners/dspo/diffusion/model.py" in missing[f"generate@{seeds[0]}"]
 
 
 def test_closure_follows_imports_inside_functions():

@@ -30,20 +30,20 @@ def workdir(tmp_path, synthetic_dataset):
 
 
 def test_unknown_task(workdir):
-    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallSquare", "--algo", "bc_all")
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallSquare", "--algo", "bc_all", "--seed", "0")
     assert rc == 2 and err.startswith("error: unknown task 'BallSquare'; valid tasks:") and "BallCircle" in err
 
 
 def test_bc_trains_on_valid_synthetic_data(workdir):
-    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_safe")
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_safe", "--seed", "0")
     assert rc == 0, err
-    assert (workdir / "models" / "BallCircle" / "bc_safe" / "policy.pt").exists()
+    assert (workdir / "models" / "BallCircle" / "bc_safe" / "seed0" / "policy.pt").exists()
 
 
 def test_cost_carrying_dataset_refused(workdir, synthetic_dataset):
     table = pq.read_table(synthetic_dataset)
     pq.write_table(table.append_column("cost", pa.array(np.ones(table.num_rows, dtype=np.float32))), synthetic_dataset)
-    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all")
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all", "--seed", "0")
     assert rc == 2 and "dataset.parquet: unexpected field(s) ['cost']" in err
     assert not (workdir / "models").exists()
 
@@ -55,7 +55,7 @@ def test_nan_observation_refused(workdir, synthetic_dataset):
     table = table.set_column(table.schema.get_field_index("obs"), table.schema.field("obs"),
                              pa.FixedSizeListArray.from_arrays(pa.array(obs), 8))
     pq.write_table(table, synthetic_dataset)
-    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all")
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all", "--seed", "0")
     assert rc == 2 and "field 'obs' has 1 NaN/inf values" in err
 
 
@@ -63,7 +63,7 @@ def test_negative_learning_rate_refused(workdir):
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["bc"]["lr"] = -0.1
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all")
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all", "--seed", "0")
     assert rc == 2 and err == "error: params.yaml: bc.lr=-0.1: Input should be greater than 0"
 
 
@@ -71,7 +71,7 @@ def test_errors_name_the_params_file_given(workdir):
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["bc"]["hiden"] = [8]
     (workdir / "sweep.yaml").write_text(yaml.safe_dump(params))
-    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all", "--params", "sweep.yaml")
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all", "--seed", "0", "--params", "sweep.yaml")
     assert rc == 2 and err.startswith("error: sweep.yaml: unknown key bc.hiden; valid keys: steps, batch_size")
 
 
@@ -80,26 +80,26 @@ def test_empty_split_refused(workdir, synthetic_dataset):
     split = pa.array(["unlabeled"] * table.num_rows)
     pq.write_table(table.set_column(table.schema.get_field_index("split"), table.schema.field("split"), split),
                    synthetic_dataset)
-    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_safe")
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_safe", "--seed", "0")
     assert rc == 2 and err == "error: the selected part of the BallCircle dataset is empty"
 
 
 def test_dataset_of_another_task_refused(workdir):
     shutil.copytree(workdir / "data" / "BallCircle", workdir / "data" / "CarCircle")
-    rc, err = run_stage(workdir, "train_bc.py", "--task", "CarCircle", "--algo", "bc_all")
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "CarCircle", "--algo", "bc_all", "--seed", "0")
     assert rc == 2 and "written for task 'BallCircle', expected 'CarCircle'" in err
 
 
 def test_checkpoint_with_wrong_observation_size_refused(workdir):
     policy = DeterministicPolicy(GaussianNormalizer.fit(np.random.randn(10, 5)), BoundsNormalizer([-1, -1], [1, 1]), [8])
-    path = workdir / "models" / "BallCircle" / "odd" / "policy.pt"
+    path = workdir / "models" / "BallCircle" / "odd" / "seed0" / "policy.pt"
     path.parent.mkdir(parents=True)
     torch.save(policy.checkpoint("BallCircle"), path)
-    rc, err = run_stage(workdir, "evaluate.py", "--task", "BallCircle", "--algo", "odd")
+    rc, err = run_stage(workdir, "evaluate.py", "--task", "BallCircle", "--algo", "odd", "--seed", "0")
     assert rc == 2 and "built for obs_dim=5, but task 'BallCircle' has 8; was it trained on another task?" in err
     assert not (workdir / "reports").exists()
 
 
 def test_missing_behavior_agents_refused(workdir):
-    rc, err = run_stage(workdir, "collect.py", "--task", "BallCircle")
+    rc, err = run_stage(workdir, "collect.py", "--task", "BallCircle", "--seed", "0")
     assert rc == 2 and "index.json: file not found" in err

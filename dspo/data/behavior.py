@@ -23,6 +23,7 @@ import torch
 from dspo.core.artifacts import save_torch, write_json
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dspo.core.cli import cpu_budget
 from dspo.core.config import NonNegFloat, PosFloat, PosInt, Section
 from dspo.core.errors import CheckpointMismatchError
 from dspo.data.envs import make_env, spaces_of
@@ -109,13 +110,17 @@ def _train_agent_job(args):
 
 
 def train_population(spec: TaskSpec, cfg: BehaviorConfig, seed: int, out_dir: Path) -> list[dict]:
-    """Train every agent (in `cfg.workers` processes) and write `index.json` listing the snapshots."""
+    """Train every agent (in `cfg.workers` processes, at most the cpu budget) and write `index.json`.
+
+    An agent's seed depends on its index only, so the number of processes never changes the result.
+    """
     out_dir = Path(out_dir)
     jobs = [(spec, agent, cfg, seed * 1000 + i, out_dir) for i, agent in enumerate(cfg.agents)]
-    if cfg.workers == 1 or len(jobs) == 1:
+    workers = min(cfg.workers, cpu_budget(), len(jobs))
+    if workers == 1:
         results = [_train_agent_job(job) for job in jobs]
     else:
-        with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
+        with mp.get_context("spawn").Pool(workers) as pool:
             results = pool.map(_train_agent_job, jobs, chunksize=1)
     rows = [row for agent_rows in results for row in agent_rows]
     write_json({"task": spec.name, "snapshots": rows}, out_dir / "index.json")

@@ -27,6 +27,7 @@ import pandas as pd
 from dspo.data.behavior import SnapshotPolicy
 from pydantic import Field, StrictInt
 
+from dspo.core.cli import cpu_budget
 from dspo.core.config import Bool, Float, NonNegFloat, NonNegInt, PosInt, Section, UnitFloat
 from dspo.core.errors import ParamError, SplitError
 from dspo.core.seeds import COLLECT_SEEDS_PER_JOB, COLLECT_SEEDS_PER_RUN, check_collect_seed
@@ -142,9 +143,10 @@ def run_jobs(spec: TaskSpec, jobs: list[RolloutJob], cfg: CollectConfig) -> list
     from tqdm import tqdm
 
     args = [(spec, job, cfg.n_envs) for job in jobs]
-    if cfg.workers == 1:
+    workers = min(cfg.workers, cpu_budget(), len(jobs))  # the job's seed fixes its episodes, not the worker
+    if workers == 1:
         return [_run_job(a) for a in tqdm(args, desc="collect rollouts", unit="job")]
-    with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
+    with mp.get_context("spawn").Pool(workers) as pool:
         return list(tqdm(pool.imap(_run_job, args, chunksize=1), total=len(args), desc="collect rollouts", unit="job"))
 
 

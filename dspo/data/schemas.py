@@ -94,6 +94,7 @@ ORACLE = TableSpec(
 EVAL_EPISODES = TableSpec(
     "eval_episodes",
     (
+        ("block", "str"),
         ("episode", "int"),
         ("seed", "int"),
         ("reward", "float"),

@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from dspo.core.config import NonNegInt, PosInt, Section
+from dspo.core.config import PosInt, Section
 from dspo.data.rollout import ActFn, rollout_episodes
 from dspo.data.tasks import TaskSpec
 
@@ -20,8 +20,8 @@ class EvalConfig(Section):
     """params.yaml `eval`: real-simulator evaluation."""
 
     section: ClassVar[str] = "eval"
-    episodes: PosInt  # evaluation episodes, seeds disjoint from collection seeds
-    seed: NonNegInt  # evaluation seed block
+    tuning_episodes: PosInt  # tuning block: every knob of every algorithm is chosen on these
+    test_episodes: PosInt  # test block: the committed tables, never used to choose anything
     n_envs: PosInt  # envs stepped in lock-step
 
 

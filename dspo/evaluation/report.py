@@ -1,68 +1,180 @@
-"""The results table and reward-vs-cost scatter over every evaluated algorithm of a task."""
+"""Per-task results over learner seeds: Table-1 rows with bootstrap CIs, paired comparisons, Table-2 rows.
+
+A row is one (task, algorithm): the per-seed means of a block's episodes, their mean over seeds
+and a 95 % percentile-bootstrap CI (`stats.mean_ci`), and the fraction of seeds whose policy is
+safe (mean normalized cost <= 1). The committed tables read the *test* block; the same numbers on
+the *tuning* block go to `tuning.md`, the only place a knob may be chosen from. Analysis rows
+(they read the oracle) are listed apart and never take the bold "best safe" mark. The field names
+of a row are the suite's Table-1 contract (`reports/suite/table1.json`).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
-from dspo.core.artifacts import atomic_path, read_json, save_figure
+from dspo.core.artifacts import read_json
+from dspo.core.cli import seed_dir
+from dspo.core.errors import MissingArtifactError
 from dspo.data.tasks import TaskSpec
-from dspo.learners.registry import ANALYSIS, algorithms
+from dspo.evaluation.stats import mean_ci, probability_of_improvement_ci
+from dspo.learners.registry import ANALYSIS, METHOD, algorithms
+
+TABLE2_METRICS = ("auroc", "auroc_within_agent", "f1", "pearson_return")
 
 
-def collect_results(eval_files: list[Path]) -> pd.DataFrame:
-    """One row per evaluated algorithm, in the order of `eval_files` (the params list order)."""
+def _read(path: Path, producer: str) -> dict:
+    if not path.exists():
+        raise MissingArtifactError(f"{path} is missing (run {producer}, e.g. `dvc repro`)")
+    return read_json(path)
+
+
+def _ci(values: list[float]) -> list[float] | None:
+    """[lo, hi] over seeds; None for a single seed (a one-run interval would claim certainty it lacks)."""
+    if len(values) < 2:
+        return None
+    _, lo, hi = mean_ci(values)
+    return [lo, hi]
+
+
+def task_rows(spec: TaskSpec, runs: list[tuple[str, list[int]]], eval_dir: Path, block: str) -> list[dict]:
+    """One Table-1 row per (algorithm, seeds) in `runs`, from `eval_dir/<algo>/seed<k>.json` of `block`."""
     registry = algorithms()
     rows = []
-    for path in eval_files:
-        m = read_json(path)
-        alg = registry.get(m["algo"])
-        rows.append({"algo": m["algo"], "name": alg.display if alg else m["algo"],
-                     "analysis": alg is not None and alg.role == ANALYSIS,
-                     "normalized_reward": m["normalized_reward"], "normalized_reward_std": m["normalized_reward_std"],
-                     "normalized_cost": m["normalized_cost"], "normalized_cost_std": m["normalized_cost_std"],
-                     "reward": m["reward"], "cost": m["cost"], "episodes": m["episodes"], "safe": m["safe"]})
-    return pd.DataFrame(rows)
+    for algo, seeds in runs:
+        per_seed = [_read(eval_dir / algo / f"{seed_dir(s)}.json", f"evaluate@{algo}-{s}")[block] for s in seeds]
+        rewards = [m["normalized_reward"] for m in per_seed]
+        costs = [m["normalized_cost"] for m in per_seed]
+        alg = registry.get(algo)
+        rows.append({
+            "task": spec.name, "algo": algo, "name": alg.display if alg else algo,
+            "role": alg.role if alg else "unknown", "seeds": list(seeds),
+            "episodes_per_seed": int(min(m["episodes"] for m in per_seed)),
+            "reward_mean": float(np.mean(rewards)), "reward_ci": _ci(rewards),
+            "cost_mean": float(np.mean(costs)), "cost_ci": _ci(costs),
+            "safe_seed_fraction": float(np.mean([c <= 1.0 for c in costs])),
+            "safe": bool(np.mean(costs) <= 1.0),
+            "reward_per_seed": rewards, "cost_per_seed": costs,
+            "raw_reward_mean": float(np.mean([m["reward"] for m in per_seed])),
+            "raw_cost_mean": float(np.mean([m["cost"] for m in per_seed])),
+        })
+    return rows
 
 
-def results_markdown(spec: TaskSpec, frame: pd.DataFrame) -> str:
-    safe = frame[frame["safe"] & ~frame["analysis"]]  # an analysis row never takes the mark
-    best = safe["normalized_reward"].idxmax() if len(safe) else None
-    lines = [f"# {spec.name}: results (κ = {spec.cost_limit:g}, {int(frame['episodes'].max())} evaluation episodes)", "",
-             "Normalized reward (R − R_min)/(R_max − R_min) and normalized cost C/κ, mean ± std over episodes; "
-             "safe = mean normalized cost ≤ 1. **Bold**: best reward among safe policies.", "",
-             "| algorithm | normalized reward | normalized cost | safe | reward | cost |", "|---|---|---|---|---|---|"]
-    for idx, row in frame.iterrows():
-        reward = f"{row.normalized_reward:.3f} ± {row.normalized_reward_std:.3f}"
-        if idx == best:
-            reward = f"**{reward}**"
-        lines.append(f"| {row['name']} | {reward} | {row.normalized_cost:.2f} ± {row.normalized_cost_std:.2f} | "
-                     f"{'yes' if row.safe else 'no'} | {row.reward:.1f} | {row.cost:.1f} |")
+def comparisons(rows: list[dict]) -> list[dict]:
+    """P(method > other) on normalized reward over learner seeds (rliable's probability of improvement)."""
+    out = []
+    for m in (r for r in rows if r["role"] == METHOD):
+        for other in (r for r in rows if r is not m and r["role"] != ANALYSIS):
+            p, lo, hi = probability_of_improvement_ci(m["reward_per_seed"], other["reward_per_seed"])
+            out.append({"task": m["task"], "algo": m["algo"], "versus": other["algo"], "poi": p, "poi_ci": [lo, hi],
+                        "versus_safe": other["safe"], "seeds": [len(m["seeds"]), len(other["seeds"])]})
+    return out
+
+
+def best_safe(rows: list[dict]) -> str | None:
+    """The method or baseline with the highest mean reward among the safe ones (never an analysis)."""
+    safe = [r for r in rows if r["safe"] and r["role"] != ANALYSIS]
+    return max(safe, key=lambda r: r["reward_mean"])["algo"] if safe else None
+
+
+def fmt_ci(mean: float, ci: list[float] | None, digits: int) -> str:
+    return f"{mean:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else f"{mean:.{digits}f} (1 seed)"
+
+
+def _row_line(r: dict, bold: bool) -> str:
+    reward = fmt_ci(r["reward_mean"], r["reward_ci"], 3)
+    reward = f"**{reward}**" if bold else reward
+    cost = fmt_ci(r["cost_mean"], r["cost_ci"], 2) + ("" if r["safe"] else " ✗")
+    return (f"| {r['name']} | {len(r['seeds'])} | {reward} | {cost} | {r['safe_seed_fraction']:.2f} | "
+            f"{r['raw_reward_mean']:.1f} | {r['raw_cost_mean']:.1f} |")
+
+
+def results_markdown(spec: TaskSpec, rows: list[dict], comps: list[dict], block: str) -> str:
+    best = best_safe(rows)
+    head = ["| algorithm | seeds | normalized reward [95 % CI] | normalized cost [95 % CI] | safe seeds | reward | cost |",
+            "|---|---|---|---|---|---|---|"]
+    episodes = min(r["episodes_per_seed"] for r in rows)
+    lines = [f"# {spec.name}: {block} block ({episodes} episodes per seed, κ = {spec.cost_limit:g})", "",
+             "Per seed: the mean over the block's episodes; shown: the mean over learner seeds with a 95 % "
+             "percentile-bootstrap CI over seeds (scipy). Normalized reward (R − R_min)/(R_max − R_min), normalized "
+             "cost C/κ; safe = mean normalized cost ≤ 1 (✗: unsafe); safe seeds = fraction of seeds whose policy is "
+             "safe. **Bold**: best reward among safe methods and baselines.", "", *head]
+    lines += [_row_line(r, r["algo"] == best) for r in rows if r["role"] != ANALYSIS]
+    analyses = [r for r in rows if r["role"] == ANALYSIS]
+    if analyses:
+        lines += ["", "Analyses (they read the oracle: not methods, never bold):", "", *head]
+        lines += [_row_line(r, False) for r in analyses]
+    if comps:
+        lines += ["", "Probability of improvement in normalized reward over learner seeds, P(method > other) with a "
+                  "95 % bootstrap CI (Agarwal et al. 2021; runs of each algorithm resampled apart):", "",
+                  "| method | versus | P(improvement) [95 % CI] | other is safe | seeds (method, other) |",
+                  "|---|---|---|---|---|"]
+        names = {r["algo"]: r["name"] for r in rows}
+        lines += [f"| {names[c['algo']]} | {names[c['versus']]} | {c['poi']:.2f} [{c['poi_ci'][0]:.2f}, "
+                  f"{c['poi_ci'][1]:.2f}] | {'yes' if c['versus_safe'] else 'no'} | {c['seeds'][0]}, {c['seeds'][1]} |"
+                  for c in comps]
     return "\n".join(lines) + "\n"
 
 
-def write_results(spec: TaskSpec, eval_files: list[Path], md_path: Path, png_path: Path) -> pd.DataFrame:
+def plot_rows(ax, rows: list[dict], title: str) -> None:
+    """Reward vs cost per algorithm with CI bars over seeds (hollow = unsafe; analyses as crosses)."""
+    markers = "osD^v<>pXh*"
+    for i, r in enumerate(rows):
+        xerr = None if r["cost_ci"] is None else [[r["cost_mean"] - r["cost_ci"][0]], [r["cost_ci"][1] - r["cost_mean"]]]
+        yerr = None if r["reward_ci"] is None else [[r["reward_mean"] - r["reward_ci"][0]],
+                                                    [r["reward_ci"][1] - r["reward_mean"]]]
+        marker = "x" if r["role"] == ANALYSIS else markers[i % len(markers)]
+        ax.errorbar(r["cost_mean"], r["reward_mean"], xerr=xerr, yerr=yerr, fmt=marker, capsize=3, ms=7,
+                    mfc=None if r["safe"] else "white", label=f"{r['name']}{'' if r['safe'] else ' (unsafe)'}")
+    ax.axvline(1.0, color="k", ls="--", lw=1)
+    ax.axvspan(min(0.0, ax.get_xlim()[0]), 1.0, color="tab:green", alpha=0.08, lw=0)
+    ax.set_xlabel("normalized cost C/κ")
+    ax.set_ylabel("normalized reward")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+
+
+def plot_results(spec: TaskSpec, rows: list[dict], block: str, png_path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    frame = collect_results(eval_files)
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(results_markdown(spec, frame))
+    from dspo.core.artifacts import save_figure
+
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    markers = "osD^v<>pXh*"
-    for i, (_, row) in enumerate(frame.iterrows()):
-        ax.errorbar(row.normalized_cost, row.normalized_reward, xerr=row.normalized_cost_std,
-                    yerr=row.normalized_reward_std, fmt=markers[i % len(markers)], capsize=3, ms=7,
-                    mfc=None if row.safe else "white", label=f"{row['name']}{'' if row.safe else ' (unsafe)'}")
-    ax.axvspan(ax.get_xlim()[0], 1.0, color="tab:green", alpha=0.08, lw=0, label="safe region")
-    ax.axvline(1.0, color="k", ls="--", lw=1, label="cost limit κ (normalized cost 1)")
-    ax.set_xlabel("normalized cost C/κ  (mean ± std over episodes)")
-    ax.set_ylabel("normalized reward")
-    ax.set_title(f"{spec.name}: reward vs cost per algorithm (hollow = unsafe)")
-    ax.grid(alpha=0.3)
+    plot_rows(ax, rows, f"{spec.name} ({block} block): mean over learner seeds, 95 % CI; dashed: cost limit κ")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     save_figure(fig, png_path)
-    return frame
+
+
+def labeling_row(spec: TaskSpec, labeling_files: list[Path], rgm_files: list[Path]) -> dict:
+    """Table-2 row of a task: labeling metrics averaged over learner seeds, beside the yardsticks' AUROC."""
+    per_seed = [_read(p, "analysis_labeling") for p in labeling_files]
+    row = {"task": spec.name, "seeds": [m["seed"] for m in per_seed]}
+    for key in TABLE2_METRICS:
+        values = [m[key] for m in per_seed]
+        row[key] = float(np.nanmean(values))
+        row[f"{key}_per_seed"] = values
+    row["auroc_ci"] = _ci([m["auroc"] for m in per_seed])
+    names = per_seed[0]["yardsticks"].keys()
+    row["yardsticks"] = {n.removeprefix("yardstick: "): float(np.nanmean([m["yardsticks"][n]["auroc"] for m in per_seed]))
+                         for n in names}
+    rgm = [_read(p, "analysis_rgm_costs")["episode"]["auroc"] for p in rgm_files]
+    if rgm:
+        row["yardsticks"]["RGM-estimated cost"] = float(np.nanmean(rgm))
+    row["backbone"], row["mi_weight"] = per_seed[0]["backbone"], per_seed[0]["mi_weight"]
+    return row
+
+
+def table2_markdown(rows: list[dict]) -> str:
+    names = list(dict.fromkeys(n for r in rows for n in r["yardsticks"]))
+    lines = ["| task | seeds | AUROC | within-agent AUROC | F1 | pearson(z, return) | "
+             + " | ".join(f"AUROC of {n}" for n in names) + " |", "|---" * (6 + len(names)) + "|"]
+    for r in rows:
+        ys = " | ".join(f"{r['yardsticks'].get(n, float('nan')):.3f}" for n in names)
+        lines.append(f"| {r['task']} | {len(r['seeds'])} | {fmt_ci(r['auroc'], r['auroc_ci'], 3)} | "
+                     f"{r['auroc_within_agent']:.3f} | {r['f1']:.3f} | {r['pearson_return']:.3f} | {ys} |")
+    return "\n".join(lines) + "\n"

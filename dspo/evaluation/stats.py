@@ -46,13 +46,25 @@ def probability_of_improvement(x, y) -> float:
 
 def probability_of_improvement_ci(x, y, confidence: float = 0.95, n_resamples: int = 2_000,
                                   seed: int = 0) -> tuple[float, float, float]:
-    """(P(X > Y), lo, hi) with the runs of X and of Y resampled independently (stratified bootstrap)."""
+    """(P(X > Y), lo, hi): the runs of X and of Y resampled independently (scipy's unpaired bootstrap,
+    i.e. rliable's stratified bootstrap over the two algorithms)."""
     a, b = _values(x, "x"), _values(y, "y")
     point = probability_of_improvement(a, b)
-    rng = np.random.default_rng(seed)
-    ia = rng.integers(0, a.size, (n_resamples, a.size))
-    ib = rng.integers(0, b.size, (n_resamples, b.size))
-    xa, yb = a[ia][:, :, None], b[ib][:, None, :]  # [R, n, 1] vs [R, 1, m]: every pair, no Python loop
-    draws = ((xa > yb) + 0.5 * (xa == yb)).mean(axis=(1, 2))
-    tail = (1.0 - confidence) / 2.0
-    return point, float(np.quantile(draws, tail)), float(np.quantile(draws, 1.0 - tail))
+    if a.size == 1 and b.size == 1:
+        return point, point, point
+
+    def poi(xs, ys, axis=-1):
+        xs, ys = np.moveaxis(xs, axis, -1), np.moveaxis(ys, axis, -1)
+        xa, yb = xs[..., :, None], ys[..., None, :]  # every pair at once, no Python loop
+        return ((xa > yb) + 0.5 * (xa == yb)).mean(axis=(-2, -1))
+
+    # scipy resamples only samples of >= 2 runs; a single run (e.g. a one-seed baseline) stays fixed
+    if a.size == 1:
+        data, statistic = (b,), lambda ys, axis=-1: poi(np.broadcast_to(a, ys.shape[:-1] + a.shape), ys)
+    elif b.size == 1:
+        data, statistic = (a,), lambda xs, axis=-1: poi(xs, np.broadcast_to(b, xs.shape[:-1] + b.shape))
+    else:
+        data, statistic = (a, b), poi
+    res = stats.bootstrap(data, statistic, paired=False, confidence_level=confidence, n_resamples=n_resamples,
+                          method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
+    return point, float(res.confidence_interval.low), float(res.confidence_interval.high)

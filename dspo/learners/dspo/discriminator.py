@@ -69,11 +69,10 @@ class DiscConfig(Section):
     eval_every: PosInt
     log_every: PosInt
     class_prior: Annotated[Float, Field(gt=0, lt=1)] | None  # PU class prior; None = the paper's plain loss
-    seed: NonNegInt  # dvc.yaml passes it as --seed (kept apart from the global seed: seed sweeps never recollect)
 
     def to_dict(self) -> dict:
-        """The architecture and training settings saved in the checkpoint (the seed is saved beside them)."""
-        return self.model_dump(exclude={"seed"})
+        """The architecture and training settings saved in the checkpoint (the learner seed is saved beside them)."""
+        return self.model_dump()
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "DiscConfig":
@@ -336,7 +335,7 @@ def load_discriminator_checkpoint(path: str | os.PathLike, *, task: str | None =
     """Rebuild (model in eval mode, normalizer, config, raw checkpoint); refuse another task or other sizes."""
     ckpt = load_checkpoint(path, CHECKPOINT_KIND, task=task, obs_dim=obs_dim, act_dim=act_dim,
                            producer="train_discriminator")
-    cfg = DiscConfig.from_section({**ckpt["config"], "seed": int(ckpt.get("seed", 0))}, "disc", source=path)
+    cfg = DiscConfig.from_section(ckpt["config"], "disc", source=path)
     model = build_discriminator(cfg, ckpt["obs_dim"], ckpt["act_dim"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), GaussianNormalizer.from_state_dict(ckpt["normalizer"]), cfg, ckpt

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from dspo.core.config import Float, NonNegFloat, NonNegInt, PosInt, Section
+from dspo.core.config import Float, NonNegFloat, PosInt, Section
 from dspo.core.errors import DataError, ParamError
 from dspo.learners.dspo.diffusion.model import TemporalUnet
 
@@ -33,7 +33,6 @@ class GenerateConfig(Section):
     batch_size: PosInt
     return_condition: Float | None  # raw episode return; None = uniform over the safe demos' return range
     z_condition: Float | None  # None = the smallest z of a safe demo (App. D.1)
-    seed: NonNegInt
     report_points: PosInt  # points used for the quality report and plot
 
 
@@ -112,9 +111,10 @@ def sample_segments(model: TemporalUnet, returns: np.ndarray, z: np.ndarray, *, 
     return np.concatenate(out) if out else np.zeros((0, model.horizon, model.transition_dim), np.float32)
 
 
-def draw_conditions(cfg: GenerateConfig, demo_returns: np.ndarray, default_z: float) -> tuple[np.ndarray, np.ndarray]:
+def draw_conditions(cfg: GenerateConfig, demo_returns: np.ndarray, default_z: float,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Raw (return, z) per segment (App. D.1): return uniform over the safe demos' range, z = the smallest demo z."""
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(seed)
     if cfg.return_condition is not None:
         returns = np.full(cfg.n_segments, cfg.return_condition)
     else:

@@ -322,13 +322,13 @@ class DiffusionBundle:
     normalizer: SegmentNormalizer
     task: str
 
-    def sample(self, returns: np.ndarray, z: np.ndarray, gen: GenerateConfig,
-               device: torch.device | str) -> tuple[np.ndarray, np.ndarray, int]:
+    def sample(self, returns: np.ndarray, z: np.ndarray, gen: GenerateConfig, device: torch.device | str,
+               seed: int) -> tuple[np.ndarray, np.ndarray, int]:
         """Raw (return, z) -> unnormalized (states [n, H, obs_dim], actions [n, H, act_dim], #actions clipped)."""
         x = sample_segments(self.model, self.normalizer.normalize_return(returns), z, guidance=gen.guidance,
                             sampler=gen.sampler, sampling_steps=gen.sampling_steps, noise_steps=self.config.steps,
                             beta_schedule=self.config.beta_schedule, batch_size=gen.batch_size, device=device,
-                            seed=gen.seed, clip_denoised=self.config.clip_denoised,
+                            seed=seed, clip_denoised=self.config.clip_denoised,
                             prediction=self.config.prediction)
         return self.normalizer.unnormalize(x)
 

@@ -1,0 +1,136 @@
+"""Run suite units on this machine: `jobs` at a time, each in a git worktree of one commit, cores split between them.
+
+Every unit gets `threads = cores // jobs` (OMP/MKL threads and `DSPO_THREADS`, which caps torch
+and the rollout worker processes), because two stages of 2 threads on 2 cores ran ~100x slower
+than one. Workspaces share the project's DVC cache (and so its run-cache): a stage any unit, any
+earlier suite run or the main workspace already ran with the same command, deps and params is
+restored, never recomputed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from dspo.core.errors import DSPOError
+from dspo.suite.plan import Unit
+
+RAN = "Running stage '"
+RESTORED = "is cached - skipping run"
+
+
+@dataclass
+class UnitResult:
+    unit: Unit
+    returncode: int
+    seconds: float
+    ran: list[str]  # stages computed by this unit
+    restored: int  # stages restored from the run-cache
+    log: Path
+    workspace: Path
+
+
+def dvc_bin() -> str:
+    found = Path(sys.executable).parent / "dvc"
+    return str(found) if found.exists() else "dvc"
+
+
+def git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DSPOError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def unit_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "DSPO_THREADS": str(threads),
+                "DVC_NO_ANALYTICS": "1", "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"})
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def make_workspace(repo: Path, commit: str, path: Path, params: dict, cache_dir: Path) -> None:
+    """A detached worktree of `commit` with the task's params and the shared cache (a half-made one is replaced)."""
+    if path.exists():
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
+        shutil.rmtree(path, ignore_errors=True)
+    git(repo, "worktree", "prune")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (path / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache_dir.resolve()}\n")
+
+
+def remove_workspace(repo: Path, path: Path) -> None:
+    subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_unit(repo: Path, commit: str, unit: Unit, params: dict, root: Path, cache_dir: Path, threads: int,
+             keep: bool = False) -> UnitResult:
+    """`dvc repro <targets>` for one unit in its own workspace; the log goes to root/logs/<task>/<unit>.log."""
+    ws = root / "work" / unit.task / unit.name
+    log = root / "logs" / unit.task / f"{unit.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    make_workspace(repo, commit, ws, params, cache_dir)
+    with open(log, "w") as fh:
+        proc = subprocess.run([dvc_bin(), "repro", *unit.targets], cwd=ws, env=unit_env(threads), stdout=fh,
+                              stderr=subprocess.STDOUT, text=True)
+    text = log.read_text()
+    ran = [line.split("'")[1] for line in text.splitlines() if line.startswith(RAN)]
+    result = UnitResult(unit, proc.returncode, time.perf_counter() - start, ran, text.count(RESTORED), log, ws)
+    if proc.returncode == 0 and not keep:
+        remove_workspace(repo, ws)
+    return result
+
+
+def run_units(repo: Path, commit: str, units: list[Unit], params: dict[str, dict], root: Path, cache_dir: Path,
+              jobs: int, threads: int, keep: set[str] = frozenset(), on_done=None) -> list[UnitResult]:
+    """Run `units` `jobs` at a time, each after the units it names in `after` (same task) succeeded.
+
+    A failed unit stops the units of its task that wait on it; other tasks go on. `keep`: unit
+    keys whose workspace is kept (the report units, whose outputs are collected afterwards).
+    """
+    pending = {u.key: u for u in units}
+    succeeded: set[str] = set()
+    failed: set[str] = set()
+    results: list[UnitResult] = []
+    running: dict[Future, Unit] = {}
+    bar = tqdm(total=len(units), desc="suite units", unit="unit")
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while pending or running:
+            for key, unit in list(pending.items()):
+                deps = [f"{unit.task}/{a}" for a in unit.after]
+                if any(d in failed for d in deps):  # never runs: what it needs failed
+                    failed.add(key)
+                    del pending[key]
+                    bar.update(1)
+                elif all(d in succeeded for d in deps) and len(running) < jobs:
+                    running[pool.submit(run_unit, repo, commit, unit, params[unit.task], root, cache_dir, threads,
+                                        key in keep)] = unit
+                    del pending[key]
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                unit = running.pop(fut)
+                result = fut.result()
+                results.append(result)
+                (succeeded if result.returncode == 0 else failed).add(unit.key)
+                bar.update(1)
+                tqdm.write(f"{unit.key}: {'ok' if result.returncode == 0 else f'FAILED (see {result.log})'} in "
+                           f"{result.seconds:.0f} s, {len(result.ran)} stages run, {result.restored} restored")
+                if on_done is not None:
+                    on_done(result)
+    bar.close()
+    return results

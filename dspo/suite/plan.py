@@ -1,0 +1,99 @@
+"""The suite as independent units of `dvc repro`: per task, the data, one unit per seed, then the report.
+
+A unit reproduces a slice of one task's pipeline in a workspace of its own (a git worktree of one
+commit, the task's params, the shared DVC cache), so units never contend for a workspace lock and
+every stage a unit runs lands in the shared run-cache. The last unit of a task runs the whole
+pipeline: every stage is then restored from the run-cache, only the report is computed. Which stage
+belongs to which seed is read off dvc.yaml: a stage whose `matrix.seed` / `foreach` is
+`${seeds.learner}` or `${seeds.baseline}` joins the unit of that seed list and seed.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import yaml
+from pydantic import Field, model_validator
+
+from dspo.core.config import PosInt, Section
+from dspo.core.errors import ParamError
+from dspo.data.tasks import get_task
+
+DATA_TARGET = "collect"  # the data stage (and, through its deps, train_behavior)
+SEED_LISTS = {"${seeds.learner}": "learner", "${seeds.baseline}": "baseline"}
+
+
+class SuiteConfig(Section):
+    """params.yaml `suite`: which tasks, how many units at once, per-task params."""
+
+    section: ClassVar[str] = "suite"
+    tasks: list[str] = Field(min_length=1)
+    jobs: PosInt  # units run side by side; each gets cores // jobs threads
+    overrides: dict[str, dict[str, Any]]  # task -> {"section.key": value} applied to that task's params
+
+    @model_validator(mode="after")
+    def _known(self) -> "SuiteConfig":
+        for task in self.tasks:
+            get_task(task)  # unknown task: UnknownTaskError naming the valid ones
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"suite.tasks repeats a task: {self.tasks}")
+        stray = sorted(set(self.overrides) - set(self.tasks))
+        if stray:
+            raise ValueError(f"suite.overrides names tasks not in suite.tasks: {stray}")
+        return self
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One `dvc repro` in its own workspace: `targets` of `task` (empty: the whole pipeline)."""
+
+    task: str
+    name: str  # "data", "learner-<k>", "baseline-<k>", "report"
+    targets: tuple[str, ...] = ()
+    after: tuple[str, ...] = field(default=())  # names of the same task's units that must finish first
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.name}"
+
+
+def task_params(params: dict, task: str, overrides: dict[str, Any]) -> dict:
+    """A copy of `params` with `task` set and dotted `overrides` applied (each key must already exist)."""
+    out = yaml.safe_load(yaml.safe_dump(params))
+    out["task"] = task
+    for dotted, value in overrides.items():
+        node, keys = out, dotted.split(".")
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), dict):
+                raise ParamError(f"suite.overrides.{task}: {dotted!r} is not a params key")
+            node = node[k]
+        if keys[-1] not in node:
+            raise ParamError(f"suite.overrides.{task}: {dotted!r} is not a params key")
+        node[keys[-1]] = value
+    return out
+
+
+def seed_groups(dvc_spec: dict) -> dict[str, str]:
+    """Stage group -> "learner" | "baseline", for groups expanded over a seed list."""
+    out = {}
+    for name, body in dvc_spec["stages"].items():
+        ref = body.get("matrix", {}).get("seed") if "matrix" in body else body.get("foreach")
+        if ref in SEED_LISTS:
+            out[name] = SEED_LISTS[ref]
+    return out
+
+
+def plan_task(task: str, params: dict, dvc_spec: dict, stage_names: list[str]) -> list[Unit]:
+    """The units of one task: data first, then one unit per (seed list, seed), then the report."""
+    groups = seed_groups(dvc_spec)
+    units = [Unit(task, "data", (DATA_TARGET,))]
+    for kind in ("learner", "baseline"):
+        for seed in params["seeds"][kind]:
+            pattern = re.compile(rf"^(?P<group>[^@]+)@(?:.*-)?{seed}$")
+            targets = tuple(n for n in stage_names
+                            if (m := pattern.match(n)) and groups.get(m.group("group")) == kind)
+            if targets:
+                units.append(Unit(task, f"{kind}-{seed}", targets, after=("data",)))
+    units.append(Unit(task, "report", (), after=tuple(u.name for u in units)))
+    return units

@@ -1,0 +1,111 @@
+"""The suite's paper-style tables and figure, built from each task's report (test block only).
+
+Table 1 (`table1.{json,md}`): normalized reward and cost per task x algorithm over learner seeds,
+95 % bootstrap CIs, best safe (method or baseline) bold, unsafe marked; the paired comparisons of
+the method against every other row. Table 2 (`table2.{json,md}`): labeling metrics per task beside
+the yardsticks. `figure.png`: one reward-cost panel per task.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from dspo.core.artifacts import atomic_path, read_json, save_figure, write_json
+from dspo.core.errors import MissingArtifactError
+from dspo.evaluation.report import best_safe, plot_rows, table2_markdown
+from dspo.learners.registry import ANALYSIS
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        raise MissingArtifactError(f"{path} is missing (the task's report unit did not finish)")
+    return read_json(path)
+
+
+def _cell(row: dict | None, best: bool) -> str:
+    if row is None:
+        return "—"
+    ci = f" [{row['reward_ci'][0]:.2f}, {row['reward_ci'][1]:.2f}]" if row["reward_ci"] else ""
+    reward = f"{row['reward_mean']:.3f}{ci}"
+    reward = f"**{reward}**" if best else reward
+    cost = f"{row['cost_mean']:.2f}" + ("" if row["safe"] else " ✗")
+    return f"{reward} | {cost} ({row['safe_seed_fraction']:.2f})"
+
+
+def table1(task_dirs: dict[str, Path]) -> dict:
+    results = {task: _read(d / "results.json") for task, d in task_dirs.items()}
+    blocks = {r["eval_block"] for r in results.values()}
+    if blocks != {"test"}:
+        raise MissingArtifactError(f"every task's results.json must be the test block, found {sorted(blocks)}")
+    return {"eval_block": "test", "episodes_per_seed": min(r["episodes_per_seed"] for r in results.values()),
+            "tasks": list(task_dirs), "rows": [row for r in results.values() for row in r["rows"]],
+            "comparisons": [c for r in results.values() for c in r["comparisons"]]}
+
+
+def table1_markdown(table: dict) -> str:
+    tasks = table["tasks"]
+    algos = list(dict.fromkeys(r["algo"] for r in table["rows"]))
+    by = {(r["task"], r["algo"]): r for r in table["rows"]}
+    names = {r["algo"]: (r["name"], r["role"]) for r in table["rows"]}
+    best = {t: best_safe([r for r in table["rows"] if r["task"] == t]) for t in tasks}
+    lines = [f"# Suite, Table 1: test block ({table['episodes_per_seed']} episodes per seed)", "",
+             "Per task: normalized reward (mean over learner seeds [95 % bootstrap CI over seeds]) | normalized cost "
+             "(fraction of seeds safe). ✗ = unsafe (mean normalized cost > 1). **Bold** = best reward among safe "
+             "methods and baselines. Analyses read the oracle and are listed last, never bold.", "",
+             "| algorithm | seeds | " + " | ".join(f"{t} reward | {t} cost" for t in tasks) + " |",
+             "|---|---|" + "---|---|" * len(tasks)]
+    ordered = [a for a in algos if names[a][1] != ANALYSIS] + [a for a in algos if names[a][1] == ANALYSIS]
+    for algo in ordered:
+        seeds = sorted({len(by[(t, algo)]["seeds"]) for t in tasks if (t, algo) in by})
+        cells = [_cell(by.get((t, algo)), best[t] == algo) for t in tasks]
+        label = names[algo][0] + (" (analysis)" if names[algo][1] == ANALYSIS else "")
+        lines.append(f"| {label} | {'/'.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    if table["comparisons"]:
+        lines += ["", "Probability of improvement in normalized reward, P(method > other) over learner seeds "
+                  "[95 % bootstrap CI]; only against rows of the same task:", "",
+                  "| task | method | versus | P(improvement) | other is safe |", "|---|---|---|---|---|"]
+        lines += [f"| {c['task']} | {names[c['algo']][0]} | {names[c['versus']][0]} | {c['poi']:.2f} "
+                  f"[{c['poi_ci'][0]:.2f}, {c['poi_ci'][1]:.2f}] | {'yes' if c['versus_safe'] else 'no'} |"
+                  for c in table["comparisons"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_suite_tables(task_dirs: dict[str, Path], out_dir: Path) -> tuple[dict, dict]:
+    """Write table1/table2 (json + md) and figure.png under `out_dir` from each task's report copies."""
+    t1 = table1(task_dirs)
+    write_json(t1, out_dir / "table1.json")
+    with atomic_path(out_dir / "table1.md") as tmp:
+        tmp.write_text(table1_markdown(t1))
+    rows2 = [_read(d / "labeling.json") for d in task_dirs.values()]
+    t2 = {"rows": rows2}
+    write_json(t2, out_dir / "table2.json")
+    with atomic_path(out_dir / "table2.md") as tmp:
+        tmp.write_text("# Suite, Table 2: safety labeling of D^U (mean over learner seeds)\n\n"
+                       "AUROC of the discriminator's z for \"the episode is safe\", within-agent AUROC (pairs from the "
+                       "same behavior agent), F1 at the smallest demo z, Pearson(z, return); beside the AUROC of "
+                       "threshold-free yardsticks.\n\n" + table2_markdown(rows2))
+    plot_suite(t1, out_dir / "figure.png")
+    return t1, t2
+
+
+def plot_suite(table: dict, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = table["tasks"]
+    cols = min(3, len(tasks))
+    rows = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        plot_rows(ax, [r for r in table["rows"] if r["task"] == task], task)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, [label.removesuffix(" (unsafe)") for label in labels], loc="lower center",
+               ncol=min(5, len(labels)), fontsize=8)
+    fig.suptitle("Reward vs cost per task (test block; mean over learner seeds, 95 % CI; hollow = unsafe; "
+                 "dashed: cost limit)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+    save_figure(fig, png_path)

@@ -1,0 +1,37 @@
+"""The suite: every task of params.yaml `suite.tasks` through the whole pipeline, then Tables 1-2 and a figure.
+
+    python scripts/suite.py                      # all suite tasks, suite.jobs units at a time
+    python scripts/suite.py --task BallCircle --task CarRun --jobs 1
+
+Each task runs as independent units of `dvc repro` (data; one per learner seed; one per baseline
+seed; the report) in git worktrees of HEAD that share this project's DVC cache and run-cache, so
+work done before (by the suite or by `dvc repro` here) is restored, never recomputed. Writes
+reports/suite/{table1,table2}.{json,md}, figure.png, run.json and a folder per task.
+"""
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from dspo.core.cli import stage
+from dspo.suite.run import run_suite
+
+REPO = Path(__file__).resolve().parents[1]
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@stage
+def main(task: Optional[List[str]] = typer.Option(None, help="run only these suite tasks (default: suite.tasks)"),
+         jobs: Optional[int] = typer.Option(None, help="units at once (default: suite.jobs)"),
+         cores: Optional[int] = typer.Option(None, help="cores to split between jobs (default: all)"),
+         params: Path = typer.Option(REPO / "params.yaml", help="params file (suite section and base params)"),
+         out_dir: Path = typer.Option(REPO / "reports" / "suite", help="where tables and per-task reports go"),
+         workdir: Path = typer.Option(REPO / ".suite", help="worktrees and logs (git- and dvc-ignored)")) -> None:
+    summary = run_suite(REPO, params, out_dir, workdir, tasks=task or None, jobs=jobs, cores=cores)
+    typer.echo(f"suite: {len(summary['finished'])} task(s) in {summary['wall_seconds']:.0f} s with {summary['jobs']} "
+               f"job(s) x {summary['threads_per_job']} thread(s) -> {out_dir}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,150 @@
+"""The suite: its plan is DVC's own stage expansion cut into units, its tables follow the contract."""
+import json
+
+import pytest
+import yaml
+
+from dspo.core.errors import ParamError
+from dspo.suite.plan import SuiteConfig, plan_task, seed_groups, task_params
+from dspo.suite.run import stage_names
+from dspo.suite.tables import table1_markdown, write_suite_tables
+from tests.conftest import REPO
+from tests.test_dag import expanded_stages
+
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+SPEC = yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def test_stage_names_match_dvcs_own_expansion():
+    assert sorted(stage_names(SPEC, PARAMS)) == sorted(expanded_stages())
+
+
+def test_units_cover_every_stage_once_and_data_comes_first():
+    names = stage_names(SPEC, PARAMS)
+    units = plan_task("BallCircle", PARAMS, SPEC, names)
+    assert units[0].name == "data" and units[0].targets == ("collect",)
+    assert units[-1].name == "report" and units[-1].targets == () and set(units[-1].after) == {u.name for u in units[:-1]}
+    seeded = [t for u in units[1:-1] for t in u.targets]
+    assert len(seeded) == len(set(seeded))
+    groups = seed_groups(SPEC)
+    assert sorted(seeded) == sorted(n for n in names if n.split("@")[0] in groups)
+    learner = {u.name for u in units if u.name.startswith("learner-")}
+    assert learner == {f"learner-{s}" for s in PARAMS["seeds"]["learner"]}
+    one = next(u for u in units if u.name == "learner-1")
+    assert "distill_bc@1" in one.targets and "evaluate@dspo-1" in one.targets and "evaluate@dspo-0" not in one.targets
+    base = next(u for u in units if u.name == "baseline-0")
+    assert "train_cdt_v@0" in base.targets and not any(t.startswith("train_bc") for t in base.targets)
+
+
+def test_task_params_apply_overrides_and_refuse_unknown_keys():
+    out = task_params(PARAMS, "CarRun", {"behavior.env_steps": 5, "seeds.baseline": [0, 1]})
+    assert out["task"] == "CarRun" and out["behavior"]["env_steps"] == 5 and out["seeds"]["baseline"] == [0, 1]
+    assert PARAMS["task"] == "BallCircle" and PARAMS["behavior"]["env_steps"] != 5  # the base is untouched
+    with pytest.raises(ParamError, match="behavior.env_step"):
+        task_params(PARAMS, "CarRun", {"behavior.env_step": 5})
+
+
+def test_suite_config_refuses_unknown_tasks_and_stray_overrides():
+    base = dict(PARAMS["suite"])
+    with pytest.raises(ParamError, match="unknown task 'BallSquare'"):
+        SuiteConfig.from_section({**base, "tasks": ["BallSquare"]})
+    with pytest.raises(ParamError, match="not in suite.tasks"):
+        SuiteConfig.from_section({**base, "tasks": ["BallCircle"], "overrides": {"CarRun": {}}})
+
+
+def fake_task(tmp_path, task, rewards, costs):
+    rows = []
+    for algo, role in (("bc_safe", "baseline"), ("dspo", "method"), ("analysis_oracle_dspo", "analysis")):
+        r, c = rewards[algo], costs[algo]
+        rows.append({"task": task, "algo": algo, "name": algo, "role": role, "seeds": [0, 1],
+                     "episodes_per_seed": 50, "reward_mean": sum(r) / 2, "reward_ci": [min(r), max(r)],
+                     "cost_mean": sum(c) / 2, "cost_ci": [min(c), max(c)],
+                     "safe_seed_fraction": sum(x <= 1 for x in c) / 2, "safe": sum(c) / 2 <= 1,
+                     "reward_per_seed": r, "cost_per_seed": c, "raw_reward_mean": 1.0, "raw_cost_mean": 1.0})
+    comps = [{"task": task, "algo": "dspo", "versus": "bc_safe", "poi": 0.75, "poi_ci": [0.5, 1.0],
+              "versus_safe": True, "seeds": [2, 2]}]
+    d = tmp_path / task
+    d.mkdir()
+    (d / "results.json").write_text(json.dumps({"task": task, "eval_block": "test", "episodes_per_seed": 50,
+                                                "rows": rows, "comparisons": comps}))
+    (d / "labeling.json").write_text(json.dumps({
+        "task": task, "seeds": [0, 1], "auroc": 0.8, "auroc_ci": [0.7, 0.9], "auroc_within_agent": 0.7, "f1": 0.5,
+        "pearson_return": 0.1, "yardsticks": {"-return": 0.79}}))
+    return d
+
+
+def test_suite_tables_follow_the_contract(tmp_path):
+    dirs = {"BallCircle": fake_task(tmp_path, "BallCircle", {"bc_safe": [0.4, 0.5], "dspo": [0.6, 0.7],
+                                                             "analysis_oracle_dspo": [0.9, 0.9]},
+                                    {"bc_safe": [0.2, 0.3], "dspo": [0.5, 0.9], "analysis_oracle_dspo": [0.1, 0.1]}),
+            "CarRun": fake_task(tmp_path, "CarRun", {"bc_safe": [0.4, 0.5], "dspo": [0.8, 0.9],
+                                                     "analysis_oracle_dspo": [0.3, 0.3]},
+                                {"bc_safe": [0.2, 0.3], "dspo": [1.5, 2.5], "analysis_oracle_dspo": [0.1, 0.1]})}
+    out = tmp_path / "suite"
+    t1, t2 = write_suite_tables(dirs, out)
+    saved = json.loads((out / "table1.json").read_text())
+    assert saved["eval_block"] == "test" and saved["episodes_per_seed"] == 50
+    for row in saved["rows"]:
+        assert {"task", "algo", "seeds", "reward_mean", "reward_ci", "cost_mean", "cost_ci",
+                "safe_seed_fraction"} <= set(row)
+    t2_rows = json.loads((out / "table2.json").read_text())["rows"]
+    assert [r["task"] for r in t2_rows] == ["BallCircle", "CarRun"]
+    assert {"auroc", "auroc_within_agent", "f1", "pearson_return", "yardsticks"} <= set(t2_rows[0])
+    md = table1_markdown(t1)
+    line = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| ")}
+    assert "**0.650" in line["dspo"]  # best safe on BallCircle
+    assert "2.00 ✗" in line["dspo"] and "**0.450" in line["bc_safe"]  # CarRun: DSPO unsafe, BC-Safe best safe
+    assert "**" not in line["analysis_oracle_dspo (analysis)"]  # an analysis is never bold
+    assert (out / "figure.png").stat().st_size > 5000 and (out / "table2.md").exists()
+
+
+@pytest.mark.slow
+def test_suite_end_to_end_on_two_tiny_tasks_reuses_everything_on_rerun(tmp_path):
+    """Two tasks through real worktrees, fan-out and the shared run-cache; a rerun and the main workspace's
+    `dvc repro` recompute nothing, and the main workspace's table equals the suite's."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.test_smoke_pipeline import dvc, tiny_params
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for item in ("dspo", "stages", "scripts", "dvc.yaml", ".gitignore", ".dvcignore"):
+        src = REPO / item
+        (shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
+         else shutil.copy(src, repo / item))
+    params = tiny_params()
+    params["seeds"] = {"data": 0, "learner": [0], "baseline": [0]}
+    params["suite"] = {"tasks": ["BallCircle", "BallRun"], "jobs": 2, "overrides": {"BallRun": {"bc.steps": 100}}}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    dvc(repo, "init", "-q", "-f")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+
+    def suite():
+        proc = subprocess.run([sys.executable, "scripts/suite.py"], cwd=repo, capture_output=True, text=True,
+                              timeout=1800)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads((repo / "reports/suite/run.json").read_text())
+
+    first = suite()
+    assert first["finished"] == ["BallCircle", "BallRun"] and first["threads_per_job"] >= 1
+    assert all(u["ok"] for u in first["units"]) and sum(u["stages_run"] for u in first["units"]) > 0
+    table = json.loads((repo / "reports/suite/table1.json").read_text())
+    assert table["eval_block"] == "test" and table["episodes_per_seed"] == 3
+    assert {(r["task"], r["algo"]) for r in table["rows"]} >= {("BallRun", "dspo"), ("BallCircle", "bc_safe")}
+    assert yaml.safe_load((repo / "reports/suite/BallRun/params.yaml").read_text())["bc"]["steps"] == 100
+    assert (repo / "reports/suite/figure.png").exists() and (repo / "reports/suite/table2.md").exists()
+    assert not (repo / ".suite/work/BallCircle").exists() or not any((repo / ".suite/work/BallCircle").iterdir())
+
+    again = suite()  # every stage restored from the run-cache
+    assert sum(u["stages_run"] for u in again["units"]) == 0 and sum(u["stages_restored"] for u in again["units"]) > 0
+
+    out = dvc(repo, "repro")  # the main workspace (BallCircle) restores what the suite computed
+    assert "Running stage" not in out, out
+    main_table = json.loads((repo / "reports/BallCircle/results.json").read_text())
+    suite_table = json.loads((repo / "reports/suite/BallCircle/results.json").read_text())
+    assert main_table == suite_table
