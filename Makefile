@@ -9,7 +9,7 @@ export WANDB_MODE := disabled
 export PYTHONWARNINGS := ignore
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test test-fast bench clean-venv
+.PHONY: setup repro suite test test-fast bench clean-venv
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt tools/fix_safety_gymnasium.py
 repro: setup
 	$(BIN)/dvc repro
 
+# every task of params.yaml `suite.tasks`, units fanned out over the cores (runs the committed HEAD)
+suite: setup
+	$(BIN)/python scripts/suite.py
+
 test: setup
 	$(BIN)/python -m pytest -q
 
@@ -35,6 +39,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/suite_fanout.py
 
 clean-venv:
 	rm -rf $(VENV)

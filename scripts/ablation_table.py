@@ -2,7 +2,7 @@
 
     python scripts/ablation_table.py --seeds 0 --seeds 1 [--run/--no-run]
 
-Each (variant, seed) is `dvc exp run --queue analysis_labeling -S disc.* -S disc.seed=...`, run `--jobs` at
+Each (variant, seed) is `dvc exp run --queue analysis_labeling@<seed> -S disc.* -S seeds.learner=[seed]`, run `--jobs` at
 a time with `dvc queue start` (one torch thread each): only the
 discriminator, label_safety and the labeling analysis rerun (collect never does); the metrics are
 then read back with `dvc exp show --json` and written to reports/<task>/ablations.md as mean ± std
@@ -50,7 +50,9 @@ def run_queued(runs: dict[str, list[str]], jobs: int) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     for name, sets in runs.items():
         print(f"queueing {name}: {' '.join(sets)}", flush=True)
-        dvc("exp", "run", "--queue", "-n", name, *sum((["-S", s] for s in sets), []), "analysis_labeling", env=env)
+        seed = next(s.split("=")[1].strip("[]") for s in sets if s.startswith("seeds.learner="))
+        dvc("exp", "run", "--queue", "-n", name, *sum((["-S", s] for s in sets), []), f"analysis_labeling@{seed}",
+            env=env)
     dvc("queue", "start", "-j", str(jobs), env=env)
     while True:
         status = dvc("queue", "status")
@@ -60,15 +62,16 @@ def run_queued(runs: dict[str, list[str]], jobs: int) -> None:
     print(status, flush=True)
 
 
-def find_metrics(node, wanted: set[str], out: dict) -> None:
+def find_metrics(node, wanted: dict[str, str], out: dict) -> None:
     """Walk `dvc exp show --json` output; collect {exp name: labeling metrics} of *finished* experiments
-    (a queued or running one shows the workspace's metrics under rev "workspace")."""
+    (a queued or running one shows the workspace's metrics under rev "workspace"); `wanted`: name -> the
+    metrics file (suffix) that experiment's seed writes."""
     if isinstance(node, dict):
         name = node.get("name")
         data = node.get("data") if isinstance(node.get("data"), dict) else None
         if name in wanted and data and data.get("rev") == node.get("rev") and data.get("timestamp"):
             for path, entry in (data.get("metrics") or {}).items():
-                if path.endswith("labeling.json"):
+                if path.endswith(wanted[name]):
                     out[name] = entry.get("data", entry)
         for value in node.values():
             find_metrics(value, wanted, out)
@@ -85,10 +88,11 @@ def main(seeds: List[int] = typer.Option([0], help="seeds to run each variant wi
     task = params["task"]
     names = {(v, s): exp_name(v, s) for v in VARIANTS for s in seeds}
     if run:
-        run_queued({name: [f"{k}={v}" for k, v in {**VARIANTS[variant], "disc.seed": seed}.items()]
+        run_queued({name: [f"{k}={v}" for k, v in {**VARIANTS[variant], "seeds.learner": f"[{seed}]"}.items()]
                     for (variant, seed), name in names.items()}, jobs)
     found: dict = {}
-    find_metrics(json.loads(dvc("exp", "show", "--json", "--all-commits")), set(names.values()), found)
+    find_metrics(json.loads(dvc("exp", "show", "--json", "--all-commits")),
+                 {name: f"labeling/seed{seed}.json" for (_, seed), name in names.items()}, found)
     lines = [f"# {task}: discriminator ablations on D^U (paper Table 2, Fig. 4)", "",
              f"mean ± std over seeds {list(seeds)}; each cell from `dvc exp run --queue analysis_labeling -S ...` "
              "(see scripts/ablation_table.py). Decision rule for recall/accuracy/F1: z >= min safe-demo z.", "",

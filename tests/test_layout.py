@@ -15,6 +15,7 @@ ALLOWED = {  # floor -> floors its modules may import
     "data": ("core", "data"),
     "learners": ("core", "data", "learners"),
     "evaluation": ("core", "data", "learners", "evaluation"),
+    "suite": ("core", "data", "learners", "evaluation", "suite"),  # drives whole pipelines; no stage imports it
 }
 
 

@@ -88,7 +88,7 @@ def plan_task(task: str, params: dict, dvc_spec: dict, stage_names: list[str]) -
     """The units of one task: data first, then one unit per (seed list, seed), then the report."""
     groups = seed_groups(dvc_spec)
     units = [Unit(task, "data", (DATA_TARGET,))]
-    for kind in ("learner", "baseline"):
+    for kind in ("baseline", "learner"):  # the baselines' unit is the longest: start it first
         for seed in params["seeds"][kind]:
             pattern = re.compile(rf"^(?P<group>[^@]+)@(?:.*-)?{seed}$")
             targets = tuple(n for n in stage_names

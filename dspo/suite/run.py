@@ -104,9 +104,9 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
             remove_workspace(repo, r.workspace)
     summary = {
         "commit": commit, "jobs": jobs, "threads_per_job": threads, "wall_seconds": round(wall, 1),
-        "tasks": tasks, "finished": list(finished),
+        "tasks": tasks, "finished": [t for t in tasks if t in finished],
         "units": [{"unit": r.unit.key, "ok": r.returncode == 0, "seconds": round(r.seconds, 1),
-                   "stages_run": len(r.ran), "stages_restored": r.restored, "log": os.path.relpath(r.log, repo)}
+                   "stages_run": len(r.ran), "ran": r.ran, "stages_restored": r.restored, "log": os.path.relpath(r.log, repo)}
                   for r in results],
     }
     write_json(summary, out_dir / "run.json")
