@@ -149,3 +149,23 @@ def test_suite_end_to_end_on_two_tiny_tasks_reuses_everything_on_rerun(tmp_path)
     main_table = json.loads((repo / "reports/BallCircle/results.json").read_text())
     suite_table = json.loads((repo / "reports/suite/BallCircle/results.json").read_text())
     assert main_table == suite_table
+
+
+def test_an_executors_thread_budget_reaches_torch_and_the_worker_pools(monkeypatch):
+    """`DSPO_THREADS` (set per unit by the executor) caps torch's threads and the rollout/behavior processes."""
+    import subprocess
+    import sys
+
+    from dspo.core.cli import cpu_budget
+    from dspo.core.errors import DSPOError
+
+    code = ("import torch; from dspo.core.cli import limit_threads, cpu_budget; limit_threads(); "
+            "print(torch.get_num_threads(), cpu_budget())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**__import__("os").environ, "DSPO_THREADS": "1"}, timeout=120)
+    assert out.stdout.split() == ["1", "1"], out.stderr
+    monkeypatch.setenv("DSPO_THREADS", "0")
+    with pytest.raises(DSPOError, match="DSPO_THREADS='0' must be a positive integer"):
+        cpu_budget()
+    monkeypatch.delenv("DSPO_THREADS")
+    assert cpu_budget() >= 1
