@@ -1,10 +1,10 @@
 """Fan-out benchmark: the same small suite run serially and with the local executor, in one run.
 
-    python benchmarks/suite_fanout.py [--tasks BallCircle --tasks BallRun] [--scale 0.1]
+    python benchmarks/suite_fanout.py [--tasks BallCircle --tasks BallRun] [--scale 0.05] [--learner-seeds 2]
 
 Two fresh local clones of HEAD (own DVC caches: nothing is reused between the two modes) run
 `scripts/suite.py` with the committed params scaled down (`--scale` x every step budget, one
-baseline seed, learner seeds 0 and 1): first `--jobs 1` (one unit at a time, all cores to it),
+baseline seed, `--learner-seeds` learner seeds): first `--jobs 1` (one unit at a time, all cores to it),
 then `--jobs <cores>` (cores split between units). Prints a table and writes
 benchmarks/results/suite_fanout.json.
 """
@@ -27,19 +27,23 @@ STEP_KEYS = ("steps", "train_steps", "env_steps", "disc_steps", "bc_steps", "war
 app = typer.Typer(add_completion=False)
 
 
-def scaled_params(params: dict, scale: float, tasks: list[str], jobs: int) -> dict:
-    """Every step budget x `scale` (at least 10 updates), 2 learner seeds, 1 baseline seed, the given tasks."""
+def scaled_params(params: dict, scale: float, tasks: list[str], jobs: int, learner_seeds: int) -> dict:
+    """Every step budget x `scale` (at least 10 updates), `learner_seeds` learner seeds, 1 baseline seed."""
     out = yaml.safe_load(yaml.safe_dump(params))
     for section in out.values():
         if isinstance(section, dict):
             for key in STEP_KEYS:
                 if isinstance(section.get(key), int) and not isinstance(section.get(key), bool):
                     section[key] = max(10, int(section[key] * scale))
+            steps = section.get("steps", section.get("train_steps"))
+            for key in ("log_every", "eval_every"):  # keep a few curve / model-selection rows
+                if key in section and isinstance(steps, int):
+                    section[key] = max(1, min(section[key], steps // 4))
     out["diffusion"]["ema_start"] = min(out["diffusion"]["ema_start"], out["diffusion"]["train_steps"] // 2)
     out["diffusion"]["save_every"] = out["diffusion"]["train_steps"]
     out["cql"]["bc_steps"] = min(out["cql"]["bc_steps"], out["cql"]["steps"] // 2)
     out["cdt_v"]["warmup_steps"] = min(out["cdt_v"]["warmup_steps"], out["cdt_v"]["steps"] // 2)
-    out["seeds"] = {"data": 0, "learner": [0, 1], "baseline": [0]}
+    out["seeds"] = {"data": 0, "learner": list(range(learner_seeds)), "baseline": [0]}
     out["eval"].update({"tuning_episodes": 5, "test_episodes": 10})
     out["collect"]["strict"] = False  # small behavior budgets may miss the split rules: warn, go on
     out["suite"] = {"tasks": tasks, "jobs": jobs, "overrides": {}}
@@ -63,27 +67,29 @@ def run_mode(workdir: Path, params: dict, jobs: int) -> float:
 
 @app.command()
 def main(tasks: List[str] = typer.Option(["BallCircle", "BallRun"], help="suite tasks"),
-         scale: float = typer.Option(0.1, help="factor on every step budget of params.yaml"),
+         scale: float = typer.Option(0.05, help="factor on every step budget of params.yaml"),
+         learner_seeds: int = typer.Option(1, help="learner seeds per task"),
          cores: int = typer.Option(os.cpu_count() or 1, help="cores to split in the parallel mode")) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     rows = []
     with tempfile.TemporaryDirectory(prefix="dspo-fanout-") as tmp:
         for jobs in (1, cores):
-            wall = run_mode(Path(tmp), scaled_params(params, scale, list(tasks), jobs), jobs)
+            wall = run_mode(Path(tmp), scaled_params(params, scale, list(tasks), jobs, learner_seeds), jobs)
             rows.append({"mode": "serial" if jobs == 1 else "local fan-out", "jobs": jobs,
                          "threads_per_job": max(1, cores // jobs), "wall_seconds": round(wall, 1)})
             print(f"{rows[-1]['mode']}: {wall:.0f} s", flush=True)
     for r in rows:
         r["speedup_vs_serial"] = round(rows[0]["wall_seconds"] / r["wall_seconds"], 2)
-    print(f"\nsuite of {list(tasks)} at {scale} x the step budgets, learner seeds [0, 1], baseline seed [0], "
-          f"{cores} cores:\n")
+    print(f"\nsuite of {list(tasks)} at {scale} x the step budgets, {learner_seeds} learner seed(s), baseline "
+          f"seed [0], {cores} cores:\n")
     print("| mode | jobs | threads per job | wall (s) | speed-up |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['mode']} | {r['jobs']} | {r['threads_per_job']} | {r['wall_seconds']:.0f} | "
               f"{r['speedup_vs_serial']:.2f} |")
     out = REPO / "benchmarks" / "results" / "suite_fanout.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"tasks": list(tasks), "scale": scale, "cores": cores, "rows": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"tasks": list(tasks), "scale": scale, "learner_seeds": learner_seeds, "cores": cores,
+                               "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
