@@ -30,9 +30,11 @@ app = typer.Typer(add_completion=False)
 def scaled_params(params: dict, scale: float, tasks: list[str], jobs: int, learner_seeds: int) -> dict:
     """Every step budget x `scale` (at least 10 updates), `learner_seeds` learner seeds, 1 baseline seed."""
     out = yaml.safe_load(yaml.safe_dump(params))
-    for section in out.values():
+    for name, section in out.items():
         if isinstance(section, dict):
             for key in STEP_KEYS:
+                if name == "diffusion" and key == "steps":
+                    continue  # the number of noise levels, not a training budget
                 if isinstance(section.get(key), int) and not isinstance(section.get(key), bool):
                     section[key] = max(10, int(section[key] * scale))
             steps = section.get("steps", section.get("train_steps"))
