@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from dspo.core.errors import DSPOError
 from dspo.suite.plan import Unit
 
+GIT_LOCK = threading.Lock()  # git worktree add/remove/prune of parallel units must not interleave
 RAN = "Running stage '"
 RESTORED = "is cached - skipping run"
 
@@ -60,19 +62,21 @@ def unit_env(threads: int) -> dict[str, str]:
 
 def make_workspace(repo: Path, commit: str, path: Path, params: dict, cache_dir: Path) -> None:
     """A detached worktree of `commit` with the task's params and the shared cache (a half-made one is replaced)."""
-    if path.exists():
-        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
-        shutil.rmtree(path, ignore_errors=True)
-    git(repo, "worktree", "prune")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
+    with GIT_LOCK:
+        if path.exists():
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
+            shutil.rmtree(path, ignore_errors=True)
+        git(repo, "worktree", "prune")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (path / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache_dir.resolve()}\n")
 
 
 def remove_workspace(repo: Path, path: Path) -> None:
-    subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
-    shutil.rmtree(path, ignore_errors=True)
+    with GIT_LOCK:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_unit(repo: Path, commit: str, unit: Unit, params: dict, root: Path, cache_dir: Path, threads: int,
