@@ -64,8 +64,7 @@ def make_workspace(repo: Path, commit: str, path: Path, params: dict, cache_dir:
     """A detached worktree of `commit` with the task's params and the shared cache (a half-made one is replaced)."""
     with GIT_LOCK:
         if path.exists():
-            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_worktree(repo, path)
         git(repo, "worktree", "prune")
         path.parent.mkdir(parents=True, exist_ok=True)
         git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
@@ -73,10 +72,15 @@ def make_workspace(repo: Path, commit: str, path: Path, params: dict, cache_dir:
     (path / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache_dir.resolve()}\n")
 
 
+def _remove_worktree(repo: Path, path: Path) -> None:
+    """Drop a worktree and whatever is left of its folder (caller holds GIT_LOCK)."""
+    subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def remove_workspace(repo: Path, path: Path) -> None:
     with GIT_LOCK:
-        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
-        shutil.rmtree(path, ignore_errors=True)
+        _remove_worktree(repo, path)
 
 
 def run_unit(repo: Path, commit: str, unit: Unit, params: dict, root: Path, cache_dir: Path, threads: int,
