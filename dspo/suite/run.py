@@ -110,7 +110,9 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
                   for r in results],
     }
     write_json(summary, out_dir / "run.json")
-    ordered = {t: finished[t] for t in tasks if t in finished}
+    # tables cover every suite task with a finished report under out_dir, so `--task X` adds X to the tables
+    # instead of replacing them (a task's copy keeps its dvc.lock: which commit and params made it)
+    ordered = {t: out_dir / t for t in cfg.tasks if t in finished or (out_dir / t / "results.json").exists()}
     if ordered:
         write_suite_tables(ordered, out_dir)
     failed = [u["unit"] for u in summary["units"] if not u["ok"]]
