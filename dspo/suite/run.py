@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -67,9 +68,37 @@ def cache_dir_of(repo: Path) -> Path:
         return Path(r.cache.local_cache_dir)  # what `cache.dir` names (run-cache included)
 
 
+def dvc_remote_url(repo: Path) -> str | None:
+    """The URL of the project's default DVC remote (`.dvc/config`, overridable in config.local), if any."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        name = r.config["core"].get("remote")
+        url = r.config["remote"].get(name, {}).get("url") if name else None
+    if url and "://" not in url and not Path(url).is_absolute():
+        url = str((repo / ".dvc" / url).resolve())  # DVC resolves relative remote paths from .dvc/
+    return url
+
+
+def check_pushed(repo: Path, git_url: str, commit: str) -> None:
+    """Ray units clone `git_url`: refuse early when `commit` is not on it."""
+    heads = [line.split()[0] for line in git(repo, "ls-remote", git_url).splitlines() if line.strip()]
+    for head in heads:
+        if head == commit or subprocess.run(["git", "merge-base", "--is-ancestor", commit, head], cwd=repo,
+                                            capture_output=True).returncode == 0:
+            return
+    raise DSPOError(f"commit {commit[:10]} is not on the git remote {git_url}: push it first (Ray units clone it)")
+
+
 def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: list[str] | None = None,
-              jobs: int | None = None, cores: int | None = None) -> dict:
-    """Run every task of the suite and write the tables; returns the run summary (also `out_dir/run.json`)."""
+              jobs: int | None = None, cores: int | None = None, executor: str = "local",
+              address: str = "local", git_url: str | None = None, remote_url: str | None = None) -> dict:
+    """Run every task of the suite and write the tables; returns the run summary (also `out_dir/run.json`).
+
+    executor "local": units on this machine (worktrees sharing the DVC cache). executor "ray": every
+    unit but the reports as Ray tasks at `address`, each in a clone of `git_url` pushing to the DVC
+    remote `remote_url`; the reports run here with `dvc repro --pull`, restoring every stage from it.
+    """
     repo, out_dir, root = repo.resolve(), out_dir.resolve(), root.resolve()
     params = load_params(params_path)
     cfg = SuiteConfig.from_params(params, source=params_path)
@@ -86,8 +115,26 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
     units: list[Unit] = [u for t in tasks for u in plan_task(t, per_task[t], dvc_spec, stage_names(dvc_spec, per_task[t]))]
     cache = cache_dir_of(repo)
     start = time.perf_counter()
-    results = run_units(repo, commit, units, per_task, root, cache, jobs, threads,
-                        keep={u.key for u in units if u.name == "report"})
+    reports = {u.key for u in units if u.name == "report"}
+    if executor == "local":
+        results = run_units(repo, commit, units, per_task, root, cache, jobs, threads, keep=reports)
+    elif executor == "ray":
+        from dspo.suite.ray_exec import run_units_ray
+
+        git_url = git_url or git(repo, "remote", "get-url", "origin")
+        remote_url = remote_url or dvc_remote_url(repo)
+        if not remote_url:
+            raise ParamError("--executor ray needs a DVC remote: set one in .dvc/config or pass --dvc-remote")
+        check_pushed(repo, git_url, commit)
+        remote = [u for u in units if u.key not in reports]
+        results = run_units_ray(address, remote, per_task, git_url, commit, remote_url, threads, root)
+        failed_first = {r.unit.key for r in results if r.returncode != 0}
+        local = [Unit(u.task, u.name, u.targets, after=()) for u in units
+                 if u.key in reports and not any(f.startswith(f"{u.task}/") for f in failed_first)]
+        results += run_units(repo, commit, local, per_task, root, cache, jobs, threads, keep=reports,
+                             remote_url=remote_url)
+    else:
+        raise ParamError(f"unknown executor {executor!r}; valid: local, ray")
     wall = time.perf_counter() - start
     finished = {}
     for r in results:
@@ -103,7 +150,8 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
             finished[r.unit.task] = dest
             remove_workspace(repo, r.workspace)
     summary = {
-        "commit": commit, "jobs": jobs, "threads_per_job": threads, "wall_seconds": round(wall, 1),
+        "commit": commit, "executor": executor, "jobs": jobs, "threads_per_job": threads,
+        "wall_seconds": round(wall, 1),
         "tasks": tasks, "finished": [t for t in tasks if t in finished],
         "units": [{"unit": r.unit.key, "ok": r.returncode == 0, "seconds": round(r.seconds, 1),
                    "stages_run": len(r.ran), "ran": r.ran, "stages_restored": r.restored, "log": os.path.relpath(r.log, repo)}
