@@ -139,3 +139,19 @@ def test_matrix_lists_come_from_the_params_algorithm_and_seed_lists():
     assert spec["evaluate_baseline"]["matrix"] == {"algo": "${algorithms.evaluated_baselines}",
                                                    "seed": "${seeds.baseline}"}
     assert {"algorithms.evaluated", "algorithms.evaluated_baselines", "seeds.learner"} <= set(spec["report"]["params"])
+
+
+def test_a_one_seed_slice_expands_every_stage_exactly_as_the_full_run(tmp_path):
+    """A Ray unit or a `-S seeds.learner=[k]` experiment must hash a stage as the full suite does, or the
+    run-cache could never be shared: same command, deps, outs and params keys (no seeds list among them)."""
+    full = expanded_stages()
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    k = params["seeds"]["learner"][-1]
+    params["seeds"]["learner"], params["seeds"]["baseline"] = [k], params["seeds"]["baseline"][:1]
+    root = project_copy(tmp_path, yaml.safe_load((REPO / "dvc.yaml").read_text()))
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    sliced = expanded_stages(root)
+    assert any(name.endswith(f"@{k}") for name in sliced)
+    for name, stage in sliced.items():
+        if name != "report":  # the report reads the seed lists: it is rebuilt for whatever was run
+            assert stage == full[name], name
