@@ -9,7 +9,7 @@ export WANDB_MODE := disabled
 export PYTHONWARNINGS := ignore
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro suite test test-fast bench clean-venv
+.PHONY: setup repro suite push test test-fast bench clean-venv
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ repro: setup
 # every task of params.yaml `suite.tasks`, units fanned out over the cores (runs the committed HEAD)
 suite: setup
 	$(BIN)/python scripts/suite.py
+
+# publish what was computed here to the default DVC remote: run-cache entries and every output they name
+# (`dvc push --run-cache` alone leaves out the git-tracked metrics, see README "Scaling")
+push: setup
+	$(BIN)/python -c "from dspo.suite.ray_exec import push_run_cache; push_run_cache()"
 
 test: setup
 	$(BIN)/python -m pytest -q

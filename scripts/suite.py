@@ -2,6 +2,7 @@
 
     python scripts/suite.py                      # all suite tasks, suite.jobs units at a time
     python scripts/suite.py --task BallCircle --task CarRun --jobs 1
+    python scripts/suite.py --executor ray --address <head>:6379   # units as Ray tasks (see README "Scaling")
 
 Each task runs as independent units of `dvc repro` (data; one per learner seed; one per baseline
 seed; the report) in git worktrees of HEAD that share this project's DVC cache and run-cache, so
@@ -27,8 +28,17 @@ def main(task: Optional[List[str]] = typer.Option(None, help="run only these sui
          cores: Optional[int] = typer.Option(None, help="cores to split between jobs (default: all)"),
          params: Path = typer.Option(REPO / "params.yaml", help="params file (suite section and base params)"),
          out_dir: Path = typer.Option(REPO / "reports" / "suite", help="where tables and per-task reports go"),
-         workdir: Path = typer.Option(REPO / ".suite", help="worktrees and logs (git- and dvc-ignored)")) -> None:
-    summary = run_suite(REPO, params, out_dir, workdir, tasks=task or None, jobs=jobs, cores=cores)
+         workdir: Path = typer.Option(REPO / ".suite", help="worktrees and logs (git- and dvc-ignored)"),
+         executor: str = typer.Option("local", help="local (this machine) | ray (a Ray cluster)"),
+         address: str = typer.Option("local", help="ray: cluster address (`ray start --head` prints it); "
+                                                   "local = start one on this machine"),
+         git_remote: Optional[str] = typer.Option(None, help="ray: git URL the units clone (default: origin)"),
+         dvc_remote: Optional[str] = typer.Option(None, help="ray: DVC remote URL (default: the project's)"),
+         gpus_per_job: float = typer.Option(0.0, help="ray: GPUs each unit asks for (stages use them: device auto)"),
+         retries: int = typer.Option(2, help="ray: retries of a failed unit")) -> None:
+    summary = run_suite(REPO, params, out_dir, workdir, tasks=task or None, jobs=jobs, cores=cores,
+                        executor=executor, address=address, git_url=git_remote, remote_url=dvc_remote,
+                        gpus_per_job=gpus_per_job, retries=retries)
     typer.echo(f"suite: {len(summary['finished'])} task(s) in {summary['wall_seconds']:.0f} s with {summary['jobs']} "
                f"job(s) x {summary['threads_per_job']} thread(s) -> {out_dir}")
 

@@ -98,17 +98,31 @@ def test_suite_tables_follow_the_contract(tmp_path):
     assert (out / "figure.png").stat().st_size > 5000 and (out / "table2.md").exists()
 
 
-@pytest.mark.slow
-def test_suite_end_to_end_on_two_tiny_tasks_reuses_everything_on_rerun(tmp_path):
-    """Two tasks through real worktrees, fan-out and the shared run-cache; a rerun and the main workspace's
-    `dvc repro` recompute nothing, and the main workspace's table equals the suite's."""
-    import shutil
+def run_suite_cli(repo, *args: str) -> dict:
+    """`scripts/suite.py` in `repo`; returns its run.json."""
     import subprocess
     import sys
 
+    proc = subprocess.run([sys.executable, "scripts/suite.py", *args], cwd=repo, capture_output=True, text=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads((repo / "reports/suite/run.json").read_text())
+
+
+def table_rows(repo) -> list[dict]:
+    return json.loads((repo / "reports/suite/table1.json").read_text())["rows"]
+
+
+@pytest.fixture(scope="module")
+def tiny_suite(tmp_path_factory):
+    """A committed tiny project of two tasks (BallRun with an override), its suite run once with the local
+    executor (2 units at once); returns (repo, run.json)."""
+    import shutil
+    import subprocess
+
     from tests.test_smoke_pipeline import dvc, tiny_params
 
-    repo = tmp_path / "repo"
+    repo = tmp_path_factory.mktemp("suite") / "repo"
     repo.mkdir()
     for item in ("dspo", "stages", "scripts", "dvc.yaml", ".gitignore", ".dvcignore"):
         src = REPO / item
@@ -123,14 +137,16 @@ def test_suite_end_to_end_on_two_tiny_tasks_reuses_everything_on_rerun(tmp_path)
     dvc(repo, "init", "-q", "-f")
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+    return repo, run_suite_cli(repo)
 
-    def suite():
-        proc = subprocess.run([sys.executable, "scripts/suite.py"], cwd=repo, capture_output=True, text=True,
-                              timeout=1800)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return json.loads((repo / "reports/suite/run.json").read_text())
 
-    first = suite()
+@pytest.mark.slow
+def test_suite_end_to_end_on_two_tiny_tasks_reuses_everything_on_rerun(tiny_suite):
+    """Two tasks through real worktrees, fan-out and the shared run-cache; a rerun and the main workspace's
+    `dvc repro` recompute nothing, and the main workspace's table equals the suite's."""
+    from tests.test_smoke_pipeline import dvc
+
+    repo, first = tiny_suite
     assert first["finished"] == ["BallCircle", "BallRun"] and first["threads_per_job"] >= 1
     assert all(u["ok"] for u in first["units"]) and sum(u["stages_run"] for u in first["units"]) > 0
     table = json.loads((repo / "reports/suite/table1.json").read_text())
@@ -140,8 +156,8 @@ def test_suite_end_to_end_on_two_tiny_tasks_reuses_everything_on_rerun(tmp_path)
     assert (repo / "reports/suite/figure.png").exists() and (repo / "reports/suite/table2.md").exists()
     assert not (repo / ".suite/work/BallCircle").exists() or not any((repo / ".suite/work/BallCircle").iterdir())
 
-    again = suite()  # every stage restored from the run-cache; only the cheap report (its tables are git-tracked
-    ran = [s for u in again["units"] for s in u["ran"]]  # `cache: false` outs) is computed again
+    again = run_suite_cli(repo)  # every stage restored from the run-cache; only the cheap report (its tables
+    ran = [s for u in again["units"] for s in u["ran"]]  # are git-tracked `cache: false` outs) is computed again
     assert set(ran) == {"report"} and sum(u["stages_restored"] for u in again["units"]) > 0, ran
 
     out = dvc(repo, "repro")  # the main workspace (BallCircle) restores what the suite computed
@@ -149,6 +165,118 @@ def test_suite_end_to_end_on_two_tiny_tasks_reuses_everything_on_rerun(tmp_path)
     main_table = json.loads((repo / "reports/BallCircle/results.json").read_text())
     suite_table = json.loads((repo / "reports/suite/BallCircle/results.json").read_text())
     assert main_table == suite_table
+
+
+@pytest.mark.slow
+def test_suite_on_a_local_ray_cluster_matches_the_local_executor_and_the_driver_restores_everything(
+        tiny_suite, tmp_path):
+    """The same tiny suite through `--executor ray` (a 2-CPU Ray cluster started here, units cloning a bare git
+    remote and sharing only a DVC remote): the tables equal the local executor's, and a driver with an empty
+    cache gets every stage back from the DVC remote (`dvc repro --pull` trains nothing)."""
+    import shutil
+    import subprocess
+
+    from tests.test_smoke_pipeline import dvc
+
+    local_repo, _ = tiny_suite
+    origin, repo, remote = tmp_path / "origin.git", tmp_path / "driver", tmp_path / "dvc-remote"
+    subprocess.run(["git", "clone", "-q", "--bare", str(local_repo), str(origin)], check=True)
+    subprocess.run(["git", "clone", "-q", str(origin), str(repo)], check=True)  # nothing of local_repo's cache
+
+    run = run_suite_cli(repo, "--executor", "ray", "--address", "local", "--cores", "2", "--dvc-remote", str(remote))
+    assert run["executor"] == "ray" and run["finished"] == ["BallCircle", "BallRun"], run
+    ray_units = [u for u in run["units"] if not u["unit"].endswith("/report")]
+    assert all(u["ok"] for u in run["units"]) and sum(u["stages_run"] for u in ray_units) > 0
+    assert all(set(u["ran"]) <= {"report"} for u in run["units"] if u["unit"].endswith("/report")), run["units"]
+    assert table_rows(repo) == table_rows(local_repo)  # same commit, params and seeds -> same numbers
+
+    shutil.rmtree(repo / ".dvc" / "cache")  # a second driver run with nothing local: all from the remote
+    (repo / ".dvc" / "config.local").write_text(f"[core]\n    remote = suite\n['remote \"suite\"']\n"
+                                                  f"    url = {remote}\n")
+    out = dvc(repo, "repro", "--pull")
+    ran = [ln for ln in out.splitlines() if ln.startswith("Running stage")]
+    assert set(ran) <= {"Running stage 'report':"} and "is cached - skipping run" in out, out
+    assert json.loads((repo / "reports/BallCircle/results.json").read_text()) == \
+        json.loads((local_repo / "reports/suite/BallCircle/results.json").read_text())
+
+
+def test_the_ray_executor_refuses_before_any_work_what_its_units_could_not_use(tmp_path):
+    """Ray units clone a pushed commit and share a DVC remote: no origin, an unpushed commit, no DVC remote or
+    an unknown executor are refused with what to do, before Ray starts."""
+    import shutil
+    import subprocess
+
+    from dspo.core.errors import DSPOError
+    from dspo.suite.run import run_suite
+    from tests.test_smoke_pipeline import dvc
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for item in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / item, repo / item)
+    git = lambda *a, cwd=repo: subprocess.run(["git", *a], cwd=cwd, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    dvc(repo, "init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    git("init", "-q", "--bare", str(tmp_path / "empty.git"), cwd=tmp_path)
+    go = lambda **kw: run_suite(repo, repo / "params.yaml", tmp_path / "out", tmp_path / "work",  # noqa: E731
+                                tasks=["BallCircle"], **kw)
+    with pytest.raises(ParamError, match="unknown executor 'slurm'"):
+        go(executor="slurm")
+    with pytest.raises(ParamError, match="no `origin`; pass --git-remote"):
+        go(executor="ray")
+    with pytest.raises(DSPOError, match="is not on the git remote .*push it first"):
+        go(executor="ray", git_url=str(tmp_path / "empty.git"), remote_url=str(tmp_path / "remote"))
+    with pytest.raises(ParamError, match="needs a DVC remote"):
+        go(executor="ray", git_url=str(tmp_path / "empty.git"))
+    with pytest.raises(ParamError, match="must be >= 0"):
+        go(executor="ray", gpus_per_job=-1)
+    assert not (tmp_path / "work").exists()  # nothing was started
+
+
+def test_push_run_cache_makes_a_stage_with_a_git_tracked_metric_restorable_in_another_clone(tmp_path):
+    """DVC's own `dvc push --run-cache` leaves out the objects of `cache: false` outs, so such a stage reruns
+    elsewhere; `push_run_cache` pushes them and the other clone restores the stage instead."""
+    import subprocess
+    import sys
+
+    from tests.test_smoke_pipeline import dvc
+
+    a, remote = tmp_path / "a", tmp_path / "remote"
+    a.mkdir()
+    git = lambda *args, cwd=a: subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)  # noqa
+    git("init", "-q")
+    dvc(a, "init", "-q")
+    (a / "dep.txt").write_text("1\n")
+    (a / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {
+        "cmd": "python -c \"import json; open('out.txt', 'w').write('x'); json.dump({'m': 1}, open('m.json', 'w'))\"",
+        "deps": ["dep.txt"], "outs": ["out.txt"], "metrics": [{"m.json": {"cache": False}}]}}}))
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    dvc(a, "repro")
+    config = f"[core]\n    remote = r\n['remote \"r\"']\n    url = {remote}\n"
+
+    def other_clone(name: str) -> str:
+        git("clone", "-q", str(a), str(tmp_path / name), cwd=tmp_path)
+        (tmp_path / name / ".dvc" / "config.local").write_text(config)
+        return dvc(tmp_path / name, "repro", "--pull")
+
+    (a / ".dvc" / "config.local").write_text(config)
+    dvc(a, "push", "--run-cache")
+    assert "Running stage 's'" in other_clone("b")  # DVC alone: the metric is missing, the stage reruns
+    subprocess.run([sys.executable, "-c", "from dspo.suite.ray_exec import push_run_cache; push_run_cache()"],
+                   cwd=a, check=True, capture_output=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    out = other_clone("c")
+    assert "Stage 's' is cached - skipping run" in out and "Running stage" not in out, out
+    assert (tmp_path / "c" / "m.json").read_text() == '{"m": 1}'
+
+
+def test_the_project_names_a_default_dvc_remote():
+    """`dvc pull` / `dvc push --run-cache` and the Ray executor need one; a folder beside the checkout by default."""
+    from dspo.suite.run import dvc_remote_url
+
+    assert dvc_remote_url(REPO) == str((REPO.parent / "dspo-dvc-remote").resolve())
 
 
 def test_an_executors_thread_budget_reaches_torch_and_the_worker_pools(monkeypatch):

@@ -27,6 +27,7 @@ from dspo.suite.plan import Unit
 GIT_LOCK = threading.Lock()  # git worktree add/remove/prune of parallel units must not interleave
 RAN = "Running stage '"
 RESTORED = "is cached - skipping run"
+SUITE_REMOTE = "suite"  # the DVC remote a workspace is pointed at (its config.local, never committed)
 
 
 @dataclass
@@ -52,16 +53,30 @@ def git(repo: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def unit_env(threads: int) -> dict[str, str]:
+def unit_env(threads: int, workspace: Path | None = None) -> dict[str, str]:
+    """The environment of one unit: its thread budget, and its workspace first on PYTHONPATH so its stages
+    import the workspace's `dspo` (the commit's), not the editable install of the checkout running the suite."""
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "DSPO_THREADS": str(threads),
                 "DVC_NO_ANALYTICS": "1", "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if workspace is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(workspace), env.get("PYTHONPATH", "")) if p)
     return env
 
 
-def make_workspace(repo: Path, commit: str, path: Path, params: dict, cache_dir: Path) -> None:
-    """A detached worktree of `commit` with the task's params and the shared cache (a half-made one is replaced)."""
+def dvc_config(cache_dir: Path | None = None, remote_url: str | None = None) -> str:
+    """A workspace's `.dvc/config.local`: the shared cache, and the DVC remote it pulls from / pushes to."""
+    text = f"[cache]\n    dir = {cache_dir.resolve()}\n" if cache_dir else ""
+    if remote_url:
+        text += f"[core]\n    remote = {SUITE_REMOTE}\n['remote \"{SUITE_REMOTE}\"']\n    url = {remote_url}\n"
+    return text
+
+
+def make_workspace(repo: Path, commit: str, path: Path, params: dict, cache_dir: Path,
+                   remote_url: str | None = None) -> None:
+    """A detached worktree of `commit` with the task's params and the shared cache (a half-made one is
+    replaced); with `remote_url`, that DVC remote as its default (the Ray executor's driver pulls from it)."""
     with GIT_LOCK:
         if path.exists():
             _remove_worktree(repo, path)
@@ -69,7 +84,7 @@ def make_workspace(repo: Path, commit: str, path: Path, params: dict, cache_dir:
         path.parent.mkdir(parents=True, exist_ok=True)
         git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (path / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache_dir.resolve()}\n")
+    (path / ".dvc" / "config.local").write_text(dvc_config(cache_dir, remote_url))
 
 
 def _remove_worktree(repo: Path, path: Path) -> None:
@@ -84,15 +99,18 @@ def remove_workspace(repo: Path, path: Path) -> None:
 
 
 def run_unit(repo: Path, commit: str, unit: Unit, params: dict, root: Path, cache_dir: Path, threads: int,
-             keep: bool = False) -> UnitResult:
-    """`dvc repro <targets>` for one unit in its own workspace; the log goes to root/logs/<task>/<unit>.log."""
+             keep: bool = False, remote_url: str | None = None) -> UnitResult:
+    """`dvc repro <targets>` for one unit in its own workspace; the log goes to root/logs/<task>/<unit>.log.
+
+    With `remote_url`: `dvc repro --pull`, restoring from that DVC remote what Ray units pushed."""
     ws = root / "work" / unit.task / unit.name
     log = root / "logs" / unit.task / f"{unit.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    make_workspace(repo, commit, ws, params, cache_dir)
+    make_workspace(repo, commit, ws, params, cache_dir, remote_url)
+    pull = ["--pull"] if remote_url else []
     with open(log, "w") as fh:
-        proc = subprocess.run([dvc_bin(), "repro", *unit.targets], cwd=ws, env=unit_env(threads), stdout=fh,
+        proc = subprocess.run([dvc_bin(), "repro", *pull, *unit.targets], cwd=ws, env=unit_env(threads, ws), stdout=fh,
                               stderr=subprocess.STDOUT, text=True)
     text = log.read_text()
     ran = [line.split("'")[1] for line in text.splitlines() if line.startswith(RAN)]
@@ -102,8 +120,18 @@ def run_unit(repo: Path, commit: str, unit: Unit, params: dict, root: Path, cach
     return result
 
 
+def announce(result: UnitResult, bar: tqdm, on_done=None) -> None:
+    """A finished unit: one progress step, one line, the caller's hook."""
+    bar.update(1)
+    tqdm.write(f"{result.unit.key}: {'ok' if result.returncode == 0 else f'FAILED (see {result.log})'} in "
+               f"{result.seconds:.0f} s, {len(result.ran)} stages run, {result.restored} restored")
+    if on_done is not None:
+        on_done(result)
+
+
 def run_units(repo: Path, commit: str, units: list[Unit], params: dict[str, dict], root: Path, cache_dir: Path,
-              jobs: int, threads: int, keep: set[str] = frozenset(), on_done=None) -> list[UnitResult]:
+              jobs: int, threads: int, keep: set[str] = frozenset(), on_done=None,
+              remote_url: str | None = None) -> list[UnitResult]:
     """Run `units` `jobs` at a time, each after the units it names in `after` (same task) succeeded.
 
     A failed unit stops the units of its task that wait on it; other tasks go on. `keep`: unit
@@ -125,7 +153,7 @@ def run_units(repo: Path, commit: str, units: list[Unit], params: dict[str, dict
                     bar.update(1)
                 elif all(d in succeeded for d in deps) and len(running) < jobs:
                     running[pool.submit(run_unit, repo, commit, unit, params[unit.task], root, cache_dir, threads,
-                                        key in keep)] = unit
+                                        key in keep, remote_url)] = unit
                     del pending[key]
             if not running:
                 break
@@ -135,10 +163,6 @@ def run_units(repo: Path, commit: str, units: list[Unit], params: dict[str, dict
                 result = fut.result()
                 results.append(result)
                 (succeeded if result.returncode == 0 else failed).add(unit.key)
-                bar.update(1)
-                tqdm.write(f"{unit.key}: {'ok' if result.returncode == 0 else f'FAILED (see {result.log})'} in "
-                           f"{result.seconds:.0f} s, {len(result.ran)} stages run, {result.restored} restored")
-                if on_done is not None:
-                    on_done(result)
+                announce(result, bar, on_done)
     bar.close()
     return results

@@ -27,6 +27,7 @@ from dspo.suite.tables import write_suite_tables
 REPORT_FILES = ("results.json", "results.md", "results.png", "tuning.json", "tuning.md", "labeling.json",
                 "labeling.md", "dataset.json", "dataset.png")
 TRACKED_INPUTS = ("dspo", "stages", "dvc.yaml", "params.yaml")
+EXECUTORS = ("local", "ray")
 
 
 def _resolve(value, params: dict):
@@ -80,6 +81,14 @@ def dvc_remote_url(repo: Path) -> str | None:
     return url
 
 
+def origin_url(repo: Path) -> str:
+    proc = subprocess.run(["git", "remote", "get-url", "origin"], cwd=repo, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ParamError("--executor ray clones the commit from a git remote: this checkout has no `origin`; "
+                         "pass --git-remote <url>")
+    return proc.stdout.strip()
+
+
 def check_pushed(repo: Path, git_url: str, commit: str) -> None:
     """Ray units clone `git_url`: refuse early when `commit` is not on it."""
     heads = [line.split()[0] for line in git(repo, "ls-remote", git_url).splitlines() if line.strip()]
@@ -92,13 +101,19 @@ def check_pushed(repo: Path, git_url: str, commit: str) -> None:
 
 def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: list[str] | None = None,
               jobs: int | None = None, cores: int | None = None, executor: str = "local",
-              address: str = "local", git_url: str | None = None, remote_url: str | None = None) -> dict:
+              address: str = "local", git_url: str | None = None, remote_url: str | None = None,
+              gpus_per_job: float = 0.0, retries: int = 2) -> dict:
     """Run every task of the suite and write the tables; returns the run summary (also `out_dir/run.json`).
 
     executor "local": units on this machine (worktrees sharing the DVC cache). executor "ray": every
     unit but the reports as Ray tasks at `address`, each in a clone of `git_url` pushing to the DVC
-    remote `remote_url`; the reports run here with `dvc repro --pull`, restoring every stage from it.
+    remote `remote_url` (`gpus_per_job` GPUs each, `retries` retries); the reports run here with
+    `dvc repro --pull`, restoring every stage from the remote.
     """
+    if executor not in EXECUTORS:
+        raise ParamError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if gpus_per_job < 0 or retries < 0:
+        raise ParamError(f"--gpus-per-job ({gpus_per_job}) and --retries ({retries}) must be >= 0")
     repo, out_dir, root = repo.resolve(), out_dir.resolve(), root.resolve()
     params = load_params(params_path)
     cfg = SuiteConfig.from_params(params, source=params_path)
@@ -121,20 +136,21 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
     elif executor == "ray":
         from dspo.suite.ray_exec import run_units_ray
 
-        git_url = git_url or git(repo, "remote", "get-url", "origin")
+        git_url = git_url or origin_url(repo)
         remote_url = remote_url or dvc_remote_url(repo)
         if not remote_url:
             raise ParamError("--executor ray needs a DVC remote: set one in .dvc/config or pass --dvc-remote")
+        if "://" not in remote_url:
+            remote_url = str(Path(remote_url).resolve())
         check_pushed(repo, git_url, commit)
         remote = [u for u in units if u.key not in reports]
-        results = run_units_ray(address, remote, per_task, git_url, commit, remote_url, threads, root)
+        results = run_units_ray(address, remote, per_task, git_url, commit, remote_url, threads, cores, root,
+                                retries=retries, gpus=gpus_per_job)
         failed_first = {r.unit.key for r in results if r.returncode != 0}
         local = [Unit(u.task, u.name, u.targets, after=()) for u in units
                  if u.key in reports and not any(f.startswith(f"{u.task}/") for f in failed_first)]
         results += run_units(repo, commit, local, per_task, root, cache, jobs, threads, keep=reports,
                              remote_url=remote_url)
-    else:
-        raise ParamError(f"unknown executor {executor!r}; valid: local, ray")
     wall = time.perf_counter() - start
     finished = {}
     for r in results:
