@@ -24,7 +24,7 @@ def test_units_cover_every_stage_once_and_data_comes_first():
     units = plan_task("BallCircle", PARAMS, SPEC, names)
     assert units[0].name == "data" and units[0].targets == ("collect",)
     assert units[-1].name == "report" and units[-1].targets == () and set(units[-1].after) == {u.name for u in units[:-1]}
-    seeded = [t for u in units[1:-1] for t in u.targets]
+    seeded = [t for u in units[1:-1] if u.name != "analyses" for t in u.targets]
     assert len(seeded) == len(set(seeded))
     groups = seed_groups(SPEC)
     assert sorted(seeded) == sorted(n for n in names if n.split("@")[0] in groups)
@@ -34,6 +34,28 @@ def test_units_cover_every_stage_once_and_data_comes_first():
     assert "distill_bc@1" in one.targets and "evaluate@dspo-1" in one.targets and "evaluate@dspo-0" not in one.targets
     base = next(u for u in units if u.name == "baseline-0")
     assert "train_cdt_v@0" in base.targets and not any(t.startswith("train_bc") for t in base.targets)
+
+
+def test_every_stage_but_the_report_is_computed_by_a_unit_before_the_report_unit():
+    """Checked on DVC's own expansion: each stage is a unit's target or upstream of one (so the report unit,
+    which runs on the driver under the Ray executor, restores everything and computes only the report)."""
+    stages = expanded_stages()
+    units = plan_task("BallCircle", PARAMS, SPEC, stage_names(SPEC, PARAMS))
+    producer = {out: name for name, st in stages.items() for out in st["outs"]}
+
+    def closure(names):
+        seen, todo = set(), list(names)
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo += [producer[d] for d in stages[name]["deps"] if d in producer]
+        return seen
+
+    reached = closure([t for u in units[:-1] for t in u.targets])
+    assert set(stages) - reached == {"report"}, set(stages) - reached - {"report"}
+    analyses = next(u for u in units if u.name == "analyses")
+    assert not closure(analyses.targets) & closure([t for u in units[1:-1] if u is not analyses for t in u.targets])
 
 
 def test_task_params_apply_overrides_and_refuse_unknown_keys():

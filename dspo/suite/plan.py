@@ -21,6 +21,7 @@ from dspo.core.errors import ParamError
 from dspo.data.tasks import get_task
 
 DATA_TARGET = "collect"  # the data stage (and, through its deps, train_behavior)
+REPORT = "report"  # the stage that reads every evaluation: the last unit of a task
 SEED_LISTS = {"${seeds.learner}": "learner", "${seeds.baseline}": "baseline"}
 
 
@@ -84,8 +85,31 @@ def seed_groups(dvc_spec: dict) -> dict[str, str]:
     return out
 
 
+def _paths(body: dict, key: str) -> list[str]:
+    """A stage's dep or out paths as written in dvc.yaml (templates unexpanded); metrics and plots are outs."""
+    keys = ("outs", "metrics", "plots") if key == "outs" else (key,)
+    body = body.get("do", body)  # foreach stages nest theirs under `do`
+    items = [i for k in keys for i in body.get(k, [])]
+    return [next(iter(i)) if isinstance(i, dict) else i for i in items]
+
+
+def upstream(dvc_spec: dict, groups: set[str]) -> set[str]:
+    """`groups` and every stage group whose outputs they read, transitively (dvc.yaml paths, one inside the other)."""
+    stages = dvc_spec["stages"]
+    near = lambda a, b: a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")  # noqa
+    found, todo = set(groups), list(groups)
+    while todo:
+        deps = _paths(stages[todo.pop()], "deps")
+        for name, body in stages.items():
+            if name not in found and any(near(d, o) for d in deps for o in _paths(body, "outs")):
+                found.add(name)
+                todo.append(name)
+    return found
+
+
 def plan_task(task: str, params: dict, dvc_spec: dict, stage_names: list[str]) -> list[Unit]:
-    """The units of one task: data first, then one unit per (seed list, seed), then the report."""
+    """The units of one task: data first, then one unit per (seed list, seed), then the stages none of
+    those runs (seed-free analyses, e.g. the toy), so the report unit computes only the report."""
     groups = seed_groups(dvc_spec)
     units = [Unit(task, "data", (DATA_TARGET,))]
     for kind in ("baseline", "learner"):  # the baselines' unit is the longest: start it first
@@ -95,5 +119,9 @@ def plan_task(task: str, params: dict, dvc_spec: dict, stage_names: list[str]) -
                             if (m := pattern.match(n)) and groups.get(m.group("group")) == kind)
             if targets:
                 units.append(Unit(task, f"{kind}-{seed}", targets, after=("data",)))
+    covered = upstream(dvc_spec, set(groups) | {DATA_TARGET}) | {REPORT}
+    rest = tuple(n for n in stage_names if n.split("@")[0] not in covered)
+    if rest:
+        units.append(Unit(task, "analyses", rest, after=("data",)))
     units.append(Unit(task, "report", (), after=tuple(u.name for u in units)))
     return units
