@@ -1,12 +1,13 @@
-"""Fan-out benchmark: the same small suite run serially and with the local executor, in one run.
+"""Fan-out benchmark: the same small suite run serially, with the local executor and with the Ray executor, in one run.
 
     python benchmarks/suite_fanout.py [--tasks BallCircle --tasks BallRun] [--scale 0.05] [--learner-seeds 2]
 
-Two fresh local clones of HEAD (own DVC caches: nothing is reused between the two modes) run
-`scripts/suite.py` with the committed params scaled down (`--scale` x every step budget, one
-baseline seed, `--learner-seeds` learner seeds): first `--jobs 1` (one unit at a time, all cores to it),
-then `--jobs <cores>` (cores split between units). Prints a table and writes
-benchmarks/results/suite_fanout.json.
+Fresh local clones of HEAD (own DVC caches: nothing is reused between the modes) run `scripts/suite.py`
+with the committed params scaled down (`--scale` x every step budget, one baseline seed,
+`--learner-seeds` learner seeds): `--jobs 1` (one unit at a time, all cores to it), `--jobs <cores>`
+(cores split between units), and `--executor ray` with a Ray cluster of this machine's cores started
+by the suite (units clone a bare git remote and share only an empty DVC remote; Ray's start-up and
+the pushes and pulls are in its time). Prints a table and writes benchmarks/results/suite_fanout.json.
 """
 from __future__ import annotations
 
@@ -52,18 +53,23 @@ def scaled_params(params: dict, scale: float, tasks: list[str], jobs: int, learn
     return out
 
 
-def run_mode(workdir: Path, params: dict, jobs: int) -> float:
-    clone = workdir / f"jobs{jobs}"
+def run_mode(workdir: Path, params: dict, jobs: int, executor: str, cores: int) -> float:
+    clone = workdir / f"{executor}-jobs{jobs}"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@local", "commit", "-qam", "bench params"],
                    cwd=clone, check=True)
+    args = ["--jobs", str(jobs), "--cores", str(cores), "--executor", executor]
+    if executor == "ray":  # the units clone this bare remote and share only an empty DVC remote
+        origin = workdir / f"{clone.name}.git"
+        subprocess.run(["git", "clone", "-q", "--bare", str(clone), str(origin)], check=True)
+        subprocess.run(["git", "remote", "set-url", "origin", str(origin)], cwd=clone, check=True)
+        args += ["--address", "local", "--dvc-remote", str(workdir / f"{clone.name}-dvc-remote")]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "scripts/suite.py", "--jobs", str(jobs)], cwd=clone, text=True,
-                          capture_output=True)
+    proc = subprocess.run([sys.executable, "scripts/suite.py", *args], cwd=clone, text=True, capture_output=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"suite with --jobs {jobs} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"suite {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return wall
 
 
@@ -75,9 +81,11 @@ def main(tasks: List[str] = typer.Option(["BallCircle", "BallRun"], help="suite 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     rows = []
     with tempfile.TemporaryDirectory(prefix="dspo-fanout-") as tmp:
-        for jobs in (1, cores):
-            wall = run_mode(Path(tmp), scaled_params(params, scale, list(tasks), jobs, learner_seeds), jobs)
-            rows.append({"mode": "serial" if jobs == 1 else "local fan-out", "jobs": jobs,
+        for mode, jobs, executor in (("serial", 1, "local"), ("local fan-out", cores, "local"),
+                                     ("ray (local cluster)", cores, "ray")):
+            wall = run_mode(Path(tmp), scaled_params(params, scale, list(tasks), jobs, learner_seeds), jobs,
+                            executor, cores)
+            rows.append({"mode": mode, "executor": executor, "jobs": jobs,
                          "threads_per_job": max(1, cores // jobs), "wall_seconds": round(wall, 1)})
             print(f"{rows[-1]['mode']}: {wall:.0f} s", flush=True)
     for r in rows:
