@@ -175,6 +175,8 @@ def test_suite_end_to_end_on_two_tiny_tasks_reuses_everything_on_rerun(tiny_suit
     assert table["eval_block"] == "test" and table["episodes_per_seed"] == 3
     assert {(r["task"], r["algo"]) for r in table["rows"]} >= {("BallRun", "dspo"), ("BallCircle", "bc_safe")}
     assert yaml.safe_load((repo / "reports/suite/BallRun/params.yaml").read_text())["bc"]["steps"] == 100
+    own = json.loads((repo / "reports/suite/BallRun/run.json").read_text())
+    assert own["tasks"] == ["BallRun"] and {u["unit"].split("/")[0] for u in own["units"]} == {"BallRun"}
     assert (repo / "reports/suite/figure.png").exists() and (repo / "reports/suite/table2.md").exists()
     assert not (repo / ".suite/work/BallCircle").exists() or not any((repo / ".suite/work/BallCircle").iterdir())
 

@@ -174,6 +174,9 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
                   for r in results],
     }
     write_json(summary, out_dir / "run.json")
+    for task, dest in finished.items():  # the run that made a task's numbers stays beside them
+        write_json({**summary, "tasks": [task], "units": [u for u in summary["units"]
+                                                         if u["unit"].startswith(f"{task}/")]}, dest / "run.json")
     # tables cover every suite task with a finished report under out_dir, so `--task X` adds X to the tables
     # instead of replacing them (a task's copy keeps its dvc.lock: which commit and params made it)
     ordered = {t: out_dir / t for t in cfg.tasks if t in finished or (out_dir / t / "results.json").exists()}
