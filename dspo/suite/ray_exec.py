@@ -96,6 +96,7 @@ def connect(address: str, cores: int) -> bool:
     if ray.is_initialized():
         return False
     local = address == "local"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # this project runs offline: nothing phones home
     if local:  # Ray starts workers at niceness 15 (background work); here the units are the work
         os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(address=None if local else address, num_cpus=cores if local else None, include_dashboard=False,
