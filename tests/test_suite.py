@@ -296,6 +296,21 @@ def test_push_run_cache_makes_a_stage_with_a_git_tracked_metric_restorable_in_an
     assert (tmp_path / "c" / "m.json").read_text() == '{"m": 1}'
 
 
+def test_a_failed_ray_unit_raises_with_its_log_and_leaves_no_workspace(tmp_path, monkeypatch):
+    """Ray retries a unit only if its body raises: a clone that fails must raise `UnitFailed` naming the unit
+    and carrying the end of its log, and the unit's temporary clone must be gone."""
+    import tempfile
+
+    from dspo.suite.plan import Unit
+    from dspo.suite.ray_exec import UnitFailed, remote_unit
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    unit = Unit("BallCircle", "learner-0", ("train_bc@bc_all-0",), after=("data",))
+    with pytest.raises(UnitFailed, match=r"(?s)BallCircle/learner-0 failed \(exit \d+\):.*git clone"):
+        remote_unit(unit, PARAMS, str(tmp_path / "no-such-repo.git"), "0" * 40, str(tmp_path / "remote"), 1)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_project_names_a_default_dvc_remote():
     """`dvc pull` / `dvc push --run-cache` and the Ray executor need one; a folder beside the checkout by default."""
     from dspo.suite.run import dvc_remote_url
