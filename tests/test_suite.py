@@ -336,3 +336,16 @@ def test_an_executors_thread_budget_reaches_torch_and_the_worker_pools(monkeypat
         cpu_budget()
     monkeypatch.delenv("DSPO_THREADS")
     assert cpu_budget() >= 1
+
+
+def test_stages_in_log_reads_what_dvc_computed_and_what_it_restored():
+    """Both executors report a unit's work from its `dvc repro` log, so the parsing is one function."""
+    from dspo.suite.local import stages_in_log
+
+    log = ("Running stage 'collect':\n> python stages/collect.py\n"
+           "Stage 'train_behavior' is cached - skipping run, checking out outputs\n"
+           "Running stage 'train_bc@bc_safe-0':\n"
+           "Stage 'evaluate@bc_safe-0' is cached - skipping run, checking out outputs\n"
+           "Stage 'report' didn't change, skipping\n")
+    assert stages_in_log(log) == (["collect", "train_bc@bc_safe-0"], 2)
+    assert stages_in_log("") == ([], 0)

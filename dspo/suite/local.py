@@ -41,6 +41,11 @@ class UnitResult:
     workspace: Path
 
 
+def stages_in_log(text: str) -> tuple[list[str], int]:
+    """From a `dvc repro` log: the stages it computed, and how many it restored from the run-cache."""
+    return [line.split("'")[1] for line in text.splitlines() if line.startswith(RAN)], text.count(RESTORED)
+
+
 def dvc_bin() -> str:
     found = Path(sys.executable).parent / "dvc"
     return str(found) if found.exists() else "dvc"
@@ -112,9 +117,8 @@ def run_unit(repo: Path, commit: str, unit: Unit, params: dict, root: Path, cach
     with open(log, "w") as fh:
         proc = subprocess.run([dvc_bin(), "repro", *pull, *unit.targets], cwd=ws, env=unit_env(threads, ws), stdout=fh,
                               stderr=subprocess.STDOUT, text=True)
-    text = log.read_text()
-    ran = [line.split("'")[1] for line in text.splitlines() if line.startswith(RAN)]
-    result = UnitResult(unit, proc.returncode, time.perf_counter() - start, ran, text.count(RESTORED), log, ws)
+    ran, restored = stages_in_log(log.read_text())
+    result = UnitResult(unit, proc.returncode, time.perf_counter() - start, ran, restored, log, ws)
     if proc.returncode == 0 and not keep:
         remove_workspace(repo, ws)
     return result

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from dspo.suite.local import RAN, RESTORED, UnitResult, announce, dvc_bin, dvc_config, unit_env
+from dspo.suite.local import UnitResult, announce, dvc_bin, dvc_config, stages_in_log, unit_env
 from dspo.suite.plan import Unit
 
 
@@ -60,9 +60,8 @@ def remote_unit(unit: Unit, params: dict, git_url: str, commit: str, remote_url:
         text = log_path.read_text()
         if rc != 0:
             raise UnitFailed(f"{unit.key} failed (exit {rc}):\n" + "\n".join(text.splitlines()[-30:]))
-        return {"seconds": time.perf_counter() - start, "log": text,
-                "ran": [ln.split("'")[1] for ln in text.splitlines() if ln.startswith(RAN)],
-                "restored": text.count(RESTORED)}
+        ran, restored = stages_in_log(text)
+        return {"seconds": time.perf_counter() - start, "log": text, "ran": ran, "restored": restored}
     finally:
         shutil.rmtree(ws, ignore_errors=True)
         log_path.unlink(missing_ok=True)

@@ -82,11 +82,11 @@ def dvc_remote_url(repo: Path) -> str | None:
 
 
 def origin_url(repo: Path) -> str:
-    proc = subprocess.run(["git", "remote", "get-url", "origin"], cwd=repo, capture_output=True, text=True)
-    if proc.returncode != 0:
+    try:
+        return git(repo, "remote", "get-url", "origin").strip()
+    except DSPOError:
         raise ParamError("--executor ray clones the commit from a git remote: this checkout has no `origin`; "
-                         "pass --git-remote <url>")
-    return proc.stdout.strip()
+                         "pass --git-remote <url>") from None
 
 
 def check_pushed(repo: Path, git_url: str, commit: str) -> None:
@@ -146,9 +146,9 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
         remote = [u for u in units if u.key not in reports]
         results = run_units_ray(address, remote, per_task, git_url, commit, remote_url, threads, cores, root,
                                 retries=retries, gpus=gpus_per_job)
-        failed_first = {r.unit.key for r in results if r.returncode != 0}
+        failed_tasks = {r.unit.task for r in results if r.returncode != 0}
         local = [Unit(u.task, u.name, u.targets, after=()) for u in units
-                 if u.key in reports and not any(f.startswith(f"{u.task}/") for f in failed_first)]
+                 if u.key in reports and u.task not in failed_tasks]
         results += run_units(repo, commit, local, per_task, root, cache, jobs, threads, keep=reports,
                              remote_url=remote_url)
     wall = time.perf_counter() - start
