@@ -21,7 +21,6 @@ from typing import List, Optional
 
 import numpy as np
 import typer
-import yaml
 
 from dspo.core.cli import stage
 from dspo.core.config import load_params
@@ -29,7 +28,7 @@ from dspo.core.errors import ParamError
 from dspo.data.behavior import BehaviorConfig, SnapshotPolicy, train_agent
 from dspo.data.rollout import rollout_episodes
 from dspo.data.tasks import get_task
-from dspo.suite.plan import task_params
+from dspo.suite.plan import parse_sets, task_params
 
 REPO = Path(__file__).resolve().parents[1]
 app = typer.Typer(add_completion=False)
@@ -61,12 +60,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          params: Path = typer.Option(REPO / "params.yaml", help="params file"),
          json_out: Optional[Path] = typer.Option(None, "--json", help="also write the rows here")) -> None:
     spec = get_task(task)
-    overrides = {}
-    for item in set_ or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ParamError(f"--set {item!r}: expected section.key=value")
-        overrides[key] = yaml.safe_load(value)  # numbers, lists and null as in params.yaml
+    overrides = parse_sets(set_)
     p = task_params(load_params(params), task, overrides)
     if env_steps is not None:
         p["behavior"]["env_steps"] = env_steps

@@ -13,7 +13,7 @@ from dspo.core.config import seed_everything
 from dspo.core.errors import DataError
 from dspo.data.schemas import LABELED, ORACLE, SAFE_DEMO, read_dataset, read_frame
 from dspo.data.tasks import get_task
-from dspo.evaluation.labeling import nn_distance_to_demos, plot_labeling, score_metrics
+from dspo.evaluation.labeling import labeling_rows, plot_labeling, score_metrics
 from dspo.learners.dspo.discriminator import load_discriminator_checkpoint, score_episodes
 from dspo.learners.dspo.safety_transformer import build_discriminator
 
@@ -35,14 +35,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         raise DataError("labeled.parquet and oracle.parquet disagree on the episode ids (rerun collect and label_safety)")
     threshold = float(episodes.loc[episodes["split"] == SAFE_DEMO, "z"].min())
 
-    rows = {"discriminator": score_metrics(episodes["z"].to_numpy(), episodes, threshold)}
-    rows["discriminator"].update({f"{k}_at_half": v for k, v in score_metrics(
-        episodes["z"].to_numpy(), episodes, 0.5).items() if k in ("recall", "accuracy", "f1")})
-    ret = episodes["return"].to_numpy()
-    rows["yardstick: -return"] = score_metrics(-ret, episodes)
-    rows["yardstick: +return"] = score_metrics(ret, episodes)
-    rows["yardstick: -NN distance to D^S"] = score_metrics(nn_distance_to_demos(data).reindex(episodes.index).to_numpy(),
-                                                          episodes)
+    rows = labeling_rows(data, episodes, episodes["z"].to_numpy(), threshold)
     _, normalizer, cfg, ckpt = load_discriminator_checkpoint(dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt", task=task,
                                                              obs_dim=data.obs_dim, act_dim=data.act_dim)
     seed_everything(int(ckpt.get("seed", 0)))  # the same initialization the trained network started from

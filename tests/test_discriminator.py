@@ -17,7 +17,7 @@ from tests.conftest import synthetic_columns
 torch.set_num_threads(1)
 
 DISC = dict(backbone="transformer", context_len=8, d_model=32, n_layers=2, n_heads=4, dropout=0.0, pref_dim=16,
-            mlp_hidden=[64, 64], steps=80, batch_size=8, lr=1e-3, weight_decay=0.0, mi_weight=0.5, return_bins=4,
+            mlp_hidden=[64, 64], steps=80, batch_size=8, lr=1e-3, weight_decay=0.0, mi_weight=0.5, vclub_mixture="data", return_bins=4,
             q_lr=1e-2, q_steps_per_step=1, grad_penalty=0.0, holdout_demos=1, eval_every=40, log_every=10,
             class_prior=None)
 
@@ -67,6 +67,37 @@ def test_vclub_near_zero_for_independent_and_positive_for_dependent():
     est_dep = vclub_penalty(fit_q(z, dependent, 5), z, dependent).item()
     assert abs(est_ind) < 0.05
     assert est_dep > 0.8  # I(z; bin) = log 5 = 1.61 for a deterministic map
+
+
+def test_weighted_vclub_equals_the_estimate_on_the_reweighted_sample():
+    """Integer weights = repeating rows: the weighted estimate and q's weighted fit equal the plain ones on the copies."""
+    torch.manual_seed(0)
+    log_probs = torch.log_softmax(torch.randn(6, 3), -1)
+    bins = torch.tensor([0, 2, 1, 1, 0, 2])
+    counts = torch.tensor([3, 1, 1, 2, 1, 4])
+    w = counts.float() / counts.sum()
+    rep = torch.repeat_interleave(torch.arange(6), counts)
+    assert torch.allclose(vclub_estimate(log_probs, bins, w), vclub_estimate(log_probs[rep], bins[rep]), atol=1e-6)
+    z = torch.rand(6)
+    q1, q2 = ReturnBinClassifier(3), ReturnBinClassifier(3)
+    q2.load_state_dict(q1.state_dict())
+    nll_w, _ = theta_step(q1, torch.optim.SGD(q1.parameters(), 0.1), z, bins, w)
+    nll_r, _ = theta_step(q2, torch.optim.SGD(q2.parameters(), 0.1), z[rep], bins[rep])
+    assert nll_w == pytest.approx(nll_r, abs=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(q1.parameters(), q2.parameters()))
+
+
+def test_the_learners_vclub_weights_restore_the_datas_demo_share():
+    """Balanced batches (half demos) are weighted back to the training episodes' own D^S : D^U mix."""
+    from dspo.learners.dspo.discriminator import DiscriminatorLearner
+
+    data = tiny_data(n_episodes=10, n_demos=4)  # 1 demo held out: 3 training demos, 6 unlabeled
+    learner = DiscriminatorLearner(data, config(), "cpu", seed=0)
+    w = learner.mixture_weights
+    b = learner.cfg.batch_size
+    assert w.shape == (2 * b,) and float(w.sum()) == pytest.approx(1.0)
+    assert float(w[:b].sum()) == pytest.approx(3 / 9) and float(w[b:].sum()) == pytest.approx(6 / 9)
+    assert DiscriminatorLearner(data, config(vclub_mixture="batch"), "cpu", seed=0).mixture_weights is None
 
 
 def test_return_bins_are_equal_frequency_and_keep_ties_together():
@@ -222,6 +253,7 @@ def test_checkpoint_round_trip_and_checks(tmp_path):
     ("mlp_hidden", [], "disc.mlp_hidden=[]: List should have at least 1 item"),
     ("mlp_hidden", [64, 0], "disc.mlp_hidden[1]=0: Input should be greater than or equal to 1"),
     ("dropout", 1.0, "disc.dropout=1.0: Input should be less than 1"),
+    ("vclub_mixture", "episodes", "disc.vclub_mixture='episodes': Input should be 'data' or 'batch'"),
     ("steps", 2.5, "disc.steps=2.5: Input should be a valid integer"),
     ("lr", True, "disc.lr=True: must be a number, got bool"),
     ("unknown_knob", 1, "unknown key disc.unknown_knob; valid keys: backbone, context_len"),

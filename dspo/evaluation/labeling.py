@@ -73,6 +73,21 @@ def score_metrics(scores: np.ndarray, episodes: pd.DataFrame, threshold: float |
     return metrics
 
 
+def labeling_rows(data: StepData, episodes: pd.DataFrame, z: np.ndarray, threshold: float) -> dict[str, dict]:
+    """Table 2 for one score: the discriminator's metrics (at `threshold` and at 0.5) beside the trivial yardsticks.
+
+    `episodes`: one row per episode (index episode_id) with split, return, is_safe, source_agent."""
+    rows = {"discriminator": score_metrics(z, episodes, threshold)}
+    rows["discriminator"].update({f"{k}_at_half": v for k, v in score_metrics(z, episodes, 0.5).items()
+                                  if k in ("recall", "accuracy", "f1")})
+    ret = episodes["return"].to_numpy()
+    rows["yardstick: -return"] = score_metrics(-ret, episodes)
+    rows["yardstick: +return"] = score_metrics(ret, episodes)
+    rows["yardstick: -NN distance to D^S"] = score_metrics(
+        nn_distance_to_demos(data).reindex(episodes.index).to_numpy(), episodes)
+    return rows
+
+
 def episode_features(data: StepData) -> pd.DataFrame:
     """Per-episode mean and std of the standardized (s, a) features: the nearest-neighbour yardstick's space."""
     feats = np.concatenate([data.obs, data.action], axis=1).astype(np.float64)

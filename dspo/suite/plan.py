@@ -75,6 +75,17 @@ def task_params(params: dict, task: str, overrides: dict[str, Any]) -> dict:
     return out
 
 
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """`--set section.key=value` options -> {"section.key": value} (values parsed as YAML: numbers, lists, null)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise ParamError(f"--set {item!r}: expected section.key=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def seed_groups(dvc_spec: dict) -> dict[str, str]:
     """Stage group -> "learner" | "baseline", for groups expanded over a seed list."""
     out = {}

@@ -3,10 +3,15 @@
 Loss on windows of episodes (balanced batches: half D^S windows, half D^U windows):
     L_D = -E_{D^S} log D(tau) - E_{D^U} log(1 - D(tau))              (paper Eq. 1)
         + mi_weight * I_vCLUB(z; r)                                    (Eq. 4, r = episode return
-                                                                        binned, from reward only)
+                                                                        binned, from reward only;
+                                                                        over the data's mixture, below)
         + grad_penalty * E ||d logit / d input||^2                    (Table 2 "w/o RA + gp")
 alternating a theta step of q_theta(r_bin | z) with a phi step of the discriminator
 (see dspo.learners.dspo.vclub). The learner never sees cost: returns come from `StepData.reward`.
+
+The vCLUB term and q_theta's fit are importance-weighted from the balanced batch back to the
+data's own mixture of D^S and D^U episodes (`vclub_mixture: data`; `batch` = the unweighted 50/50
+batch, where the demos weigh n_U/n_S times their share: ~40x on BallCircle).
 
 Model selection without an oracle (a first prototype's transformer swung by ±0.1 AUROC between
 checkpoints, and training loss says nothing about safety): `holdout_demos` safe demos
@@ -61,6 +66,7 @@ class DiscConfig(Section):
     lr: PosFloat
     weight_decay: NonNegFloat
     mi_weight: NonNegFloat
+    vclub_mixture: Literal["data", "batch"]  # distribution the vCLUB term is taken over (module docstring)
     return_bins: Annotated[StrictInt, Field(ge=2)]
     q_lr: PosFloat
     q_steps_per_step: PosInt
@@ -223,12 +229,19 @@ class DiscriminatorLearner:
         self.bins = bins.to(self.device)
         self.demo_t, self.unl_t = (torch.as_tensor(a, device=self.device) for a in (self.train_demos, self.unlabeled))
         self.labels = torch.cat([torch.ones(cfg.batch_size), torch.zeros(cfg.batch_size)]).to(self.device)
+        self.mixture_weights = self._mixture_weights() if cfg.vclub_mixture == "data" else None
 
         self.model = build_discriminator(cfg, data.obs_dim, data.act_dim).to(self.device)
         self.q = ReturnBinClassifier(cfg.return_bins).to(self.device)
         self.opt_phi = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.opt_theta = torch.optim.Adam(self.q.parameters(), lr=cfg.q_lr)
         self.best = {"step": 0, "holdout_rank": -np.inf, "state": None}
+
+    def _mixture_weights(self) -> torch.Tensor:
+        """Per-sample weights (sum 1) taking the balanced batch to the training episodes' own D^S : D^U mix."""
+        share = len(self.train_demos) / (len(self.train_demos) + len(self.unlabeled))
+        b = self.cfg.batch_size
+        return torch.cat([torch.full((b,), share / b), torch.full((b,), (1.0 - share) / b)]).to(self.device)
 
     def _sample(self, pool: torch.Tensor) -> torch.Tensor:
         return pool[torch.randint(len(pool), (self.cfg.batch_size,), generator=self.gen).to(self.device)]
@@ -250,10 +263,10 @@ class DiscriminatorLearner:
         z = torch.sigmoid(logits)
 
         for _ in range(cfg.q_steps_per_step):  # theta step(s): z detached inside
-            _, q_acc = theta_step(self.q, self.opt_theta, z, self.bins[ep])
+            _, q_acc = theta_step(self.q, self.opt_theta, z, self.bins[ep], self.mixture_weights)
         loss_d = discriminator_loss(logits, self.labels, cfg.class_prior)
         with torch.set_grad_enabled(cfg.mi_weight > 0):
-            vclub = vclub_penalty(self.q, z, self.bins[ep])  # logged even when mi_weight = 0 (the ablation's I(z; r))
+            vclub = vclub_penalty(self.q, z, self.bins[ep], self.mixture_weights)  # logged even when mi_weight = 0 (the ablation's I(z; r))
         loss = loss_d + cfg.mi_weight * vclub if cfg.mi_weight > 0 else loss_d
         if cfg.grad_penalty > 0:
             loss = loss + cfg.grad_penalty * gradient_penalty(logits, (obs, act))

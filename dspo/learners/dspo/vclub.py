@@ -8,6 +8,11 @@
 - phi step (:func:`vclub_penalty`): the discriminator minimises L_D + mi_weight * I_vCLUB,
   the gradient flowing into z only; q's parameters are frozen for that pass so its `.grad`
   stays empty and no optimizer of the discriminator can move them.
+
+Both take optional per-sample `weights` (summing to 1): the discriminator's batches are balanced
+(half D^S, half D^U windows), so unweighted the demos would weigh ~40x their share of the data;
+the paper's I(z; r) is over the data's distribution, and the weights move the estimate back to it
+(importance weights of the batch's class balance, `DiscriminatorLearner.mixture_weights`).
 """
 from __future__ import annotations
 
@@ -50,15 +55,20 @@ def return_bins(returns: np.ndarray | torch.Tensor, n_bins: int) -> torch.Tensor
     return torch.as_tensor(np.searchsorted(edges, r, side="right"), dtype=torch.long)
 
 
-def vclub_estimate(log_probs: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """mean_i log q(r_i|z_i) - mean_{i,j} log q(r_j|z_i) (paper Eq. 4), batched.
+def _weights(n: int, weights: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device) if weights is None else weights.to(like)
 
-    The double mean over all (i, j) pairs equals sum_k freq(bin k) * mean_i log q(k|z_i), so
+
+def vclub_estimate(log_probs: torch.Tensor, bins: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """sum_i w_i log q(r_i|z_i) - sum_{i,j} w_i w_j log q(r_j|z_i) (paper Eq. 4), batched; w = 1/N by default.
+
+    The double sum over all (i, j) pairs equals sum_k freq_w(bin k) * sum_i w_i log q(k|z_i), so
     it costs O(N K) instead of building the N x N matrix.
     """
-    positive = log_probs.gather(1, bins.reshape(-1, 1)).mean()
-    freq = torch.bincount(bins, minlength=log_probs.shape[1]).to(log_probs.dtype) / len(bins)
-    negative = (log_probs.mean(dim=0) * freq).sum()
+    w = _weights(len(bins), weights, log_probs)
+    positive = (w * log_probs.gather(1, bins.reshape(-1, 1)).squeeze(1)).sum()
+    freq = torch.zeros(log_probs.shape[1], dtype=log_probs.dtype, device=log_probs.device).index_add_(0, bins, w)
+    negative = ((w[:, None] * log_probs).sum(0) * freq).sum()
     return positive - negative
 
 
@@ -75,17 +85,19 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
 
 
 def theta_step(q: ReturnBinClassifier, optimizer: torch.optim.Optimizer, z: torch.Tensor,
-               bins: torch.Tensor) -> tuple[float, float]:
-    """One maximum-likelihood step of q on (z detached, bin); returns (nll, bin accuracy)."""
+               bins: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[float, float]:
+    """One (weighted) maximum-likelihood step of q on (z detached, bin); returns (nll, bin accuracy)."""
     log_probs = q(z.detach())
-    loss = nn.functional.nll_loss(log_probs, bins)
+    w = _weights(len(bins), weights, log_probs)
+    loss = -(w * log_probs.gather(1, bins.reshape(-1, 1)).squeeze(1)).sum()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.item(), (log_probs.argmax(-1) == bins).float().mean().item()
+    return loss.item(), float((w * (log_probs.argmax(-1) == bins).to(w)).sum())
 
 
-def vclub_penalty(q: ReturnBinClassifier, z: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+def vclub_penalty(q: ReturnBinClassifier, z: torch.Tensor, bins: torch.Tensor,
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
     """I_vCLUB(z; r) as a loss term for the phi step: differentiable in z, q frozen."""
     with frozen(q):
-        return vclub_estimate(q(z), bins)
+        return vclub_estimate(q(z), bins, weights)
