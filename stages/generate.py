@@ -1,7 +1,8 @@
 """Stage generate: sample safe, high-return segments from the conditional diffusion model (paper §4.2).
 
-Return condition drawn from the safe demos' return range, z = the smallest safe-demo z (App. D.1);
-both overridable in params (`generate.return_condition`, `generate.z_condition`).
+Return condition drawn from the safe demos' return range (or up to the best episode labeled safe,
+`generate.return_range`), z = the smallest safe-demo z (App. D.1); both overridable in params
+(`generate.return_condition`, `generate.z_condition`).
 """
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from dspo.core.config import read_section, resolve_device
 from dspo.data.schemas import GENERATED, LABELED, SAFE_DEMO, read_dataset, read_frame, write_table
 from dspo.data.tasks import get_task
 from dspo.evaluation.generation import generation_report, plot_generation
-from dspo.learners.dspo.diffusion.sampling import GenerateConfig, draw_conditions
+from dspo.learners.dspo.diffusion.sampling import GenerateConfig, condition_range, draw_conditions
 from dspo.learners.dspo.diffusion.trainer import load_diffusion_checkpoint
 
 app = typer.Typer(add_completion=False)
@@ -34,8 +35,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     gen_cfg = read_section(GenerateConfig, params)
     bundle = load_diffusion_checkpoint(model, task, spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high)
     labeled = read_frame(LABELED, labels)
-    demos = labeled[labeled["split"] == SAFE_DEMO]
-    returns, z = draw_conditions(gen_cfg, demos["return"].to_numpy(), float(demos["z"].min()), seed)
+    is_demo = (labeled["split"] == SAFE_DEMO).to_numpy()
+    span = condition_range(gen_cfg, labeled["return"].to_numpy(), labeled["z"].to_numpy(), is_demo)
+    returns, z = draw_conditions(gen_cfg, span, float(labeled.loc[is_demo, "z"].min()), seed)
     obs, act, n_clipped = bundle.sample(returns, z, gen_cfg, resolve_device(device), seed)
     n, horizon = obs.shape[:2]
     write_table(GENERATED, {

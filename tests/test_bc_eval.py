@@ -70,3 +70,17 @@ def test_evaluate_policy_in_the_real_simulator():
     assert metrics["safe"] == (metrics["normalized_cost"] <= 1)
     again, _ = evaluate_policy(spec, zero, eval_seeds("tuning", 3), n_envs=1)
     np.testing.assert_allclose(table["reward"], again["reward"], rtol=1e-5)  # batching does not change results
+
+
+def test_distill_mixture_weights_hold_the_share_or_the_plain_union():
+    """generated_share s: D^G gets mass s whatever the sizes; null: the paper's plain union (uniform over pairs)."""
+    from dspo.core.errors import DataError
+    from dspo.learners.dspo.distill import mixture_weights
+
+    w = mixture_weights(10, 990, 0.25)
+    assert w.sum() == pytest.approx(1.0) and w[:10].sum() == pytest.approx(0.75) and w[10:].sum() == pytest.approx(0.25)
+    union = mixture_weights(10, 990, None)
+    assert np.allclose(union, 1 / 1000) and union[:10].sum() == pytest.approx(0.01)
+    assert mixture_weights(10, 0, 0.0)[:10].sum() == pytest.approx(1.0)
+    with pytest.raises(DataError, match="generated table is empty"):
+        mixture_weights(10, 0, None)

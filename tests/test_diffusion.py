@@ -7,7 +7,7 @@ from torch import nn
 
 import dspo.learners.dspo.diffusion.trainer as diff
 from dspo.core.errors import ParamError
-from dspo.learners.dspo.diffusion.sampling import (GenerateConfig, draw_conditions, guided_eps, make_scheduler,
+from dspo.learners.dspo.diffusion.sampling import (GenerateConfig, condition_range, draw_conditions, guided_eps, make_scheduler,
                                                    sample_segments)
 from dspo.learners.dspo.diffusion.trainer import (DiffusionConfig, SegmentDataset, load_diffusion_checkpoint,
                                                   save_diffusion_checkpoint,
@@ -38,7 +38,7 @@ def diffusion_params(**over):
 
 def generate_params(**over):
     params = dict(n_segments=5, guidance=1.5, sampler="ddim", sampling_steps=5, batch_size=2, return_condition=None,
-                  z_condition=None, report_points=50)
+                  return_range="demos", z_condition=None, report_points=50)
     return {**params, **over}
 
 
@@ -267,7 +267,7 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
     for a, b in zip(model.state_dict().values(), bundle.model.state_dict().values()):
         assert torch.equal(a, b)
     gen = GenerateConfig.from_section(generate_params())
-    returns, z = draw_conditions(gen, np.array([3.0, 5.0]), default_z=0.7, seed=0)
+    returns, z = draw_conditions(gen, (3.0, 5.0), default_z=0.7, seed=0)
     assert returns.min() >= 3 and returns.max() <= 5 and np.all(z == np.float32(0.7))
     obs, act, n_out = bundle.sample(returns, z, gen, "cpu", seed=0)
     assert obs.shape == (5, H, OBS) and act.shape == (5, H, ACT) and isinstance(n_out, int)
@@ -305,4 +305,23 @@ def test_param_errors():
     with pytest.raises(ParamError, match=r"generate.sampling_steps=50 must be in \[1, 20\]"):
         sample_segments(net, np.zeros(2), np.zeros(2), guidance=1.0, **{**kw, "sampling_steps": 50})
     with pytest.raises(ValueError, match="no finite safe-demo returns"):
-        draw_conditions(GenerateConfig.from_section(generate_params()), np.array([]), 0.5, 0)
+        condition_range(GenerateConfig.from_section(generate_params()), np.array([1.0]), np.array([0.5]),
+                        np.array([False]))
+    with pytest.raises(ValueError, match="no return range"):
+        draw_conditions(GenerateConfig.from_section(generate_params()), None, 0.5, 0)
+    with pytest.raises(ParamError, match="generate.return_range"):
+        GenerateConfig.from_section(generate_params(return_range="all"))
+
+
+def test_the_condition_range_reaches_the_best_episode_labeled_safe_only_when_asked():
+    """demos: the demos' own range. labeled_safe: up to the best return scored at least as safe as the least
+    safe demo (here 9.0, z 0.8 >= 0.6), never an episode scored below it (12.0, z 0.1)."""
+    returns = np.array([3.0, 5.0, 9.0, 12.0, 1.0])
+    z = np.array([0.6, 0.9, 0.8, 0.1, 0.7])
+    is_demo = np.array([True, True, False, False, False])
+    demos = GenerateConfig.from_section(generate_params())
+    safe = GenerateConfig.from_section(generate_params(return_range="labeled_safe"))
+    assert condition_range(demos, returns, z, is_demo) == (3.0, 5.0)
+    assert condition_range(safe, returns, z, is_demo) == (3.0, 9.0)
+    r, _ = draw_conditions(safe, condition_range(safe, returns, z, is_demo), 0.6, seed=0)
+    assert r.min() >= 3.0 and r.max() <= 9.0 and r.max() > 5.0

@@ -1,7 +1,8 @@
 """DSPO's last step (paper §4.2): distill D^S ∪ D^G into a BC policy, with the BC learner of `learners.bc`.
 
 Each BC minibatch draws a fraction `distill.generated_share` from the generated pairs D^G and the
-rest from the safe demos D^S (per-pair sampling weights, so the mix holds whatever the sizes).
+rest from the safe demos D^S (per-pair sampling weights, so the mix holds whatever the sizes);
+`generated_share: null` is the paper's plain union (every pair equally likely).
 """
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ class DistillConfig(Section):
     """params.yaml `distill` (the trainer's own settings are `bc.*`)."""
 
     section: ClassVar[str] = "distill"
-    generated_share: UnitFloat  # fraction of each BC batch drawn from D^G
+    generated_share: UnitFloat | None  # fraction of each BC batch drawn from D^G; None = plain union D^S u D^G
 
 
-def mixture_weights(n_demo: int, n_generated: int, generated_share: float) -> np.ndarray:
-    """Per-pair sampling weights so that a fraction `generated_share` of each batch is generated."""
-    if n_generated == 0 and generated_share > 0:
-        raise DataError("distill.generated_share > 0 but the generated table is empty")
+def mixture_weights(n_demo: int, n_generated: int, generated_share: float | None) -> np.ndarray:
+    """Per-pair sampling weights so that a fraction `generated_share` of each batch is generated (None: uniform)."""
+    if n_generated == 0 and (generated_share is None or generated_share > 0):
+        raise DataError("distill.generated_share is not 0 but the generated table is empty")
+    if generated_share is None:
+        return np.full(n_demo + n_generated, 1.0 / (n_demo + n_generated))
     demo_w = (1.0 - generated_share) / max(n_demo, 1)
     gen_w = generated_share / max(n_generated, 1)
     return np.concatenate([np.full(n_demo, demo_w), np.full(n_generated, gen_w)])

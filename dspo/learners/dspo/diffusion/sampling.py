@@ -31,7 +31,9 @@ class GenerateConfig(Section):
     sampler: Literal["ddpm", "ddim"]
     sampling_steps: PosInt
     batch_size: PosInt
-    return_condition: Float | None  # raw episode return; None = uniform over the safe demos' return range
+    return_condition: Float | None  # raw episode return; None = uniform over `return_range`
+    return_range: Literal["demos", "labeled_safe"]  # demos: the safe demos' range; labeled_safe: up to the best
+    # return among episodes scored at least as safe as the least safe demo (z >= min demo z), so DSPO can exceed its demos
     z_condition: Float | None  # None = the smallest z of a safe demo (App. D.1)
     report_points: PosInt  # points used for the quality report and plot
 
@@ -111,17 +113,29 @@ def sample_segments(model: TemporalUnet, returns: np.ndarray, z: np.ndarray, *, 
     return np.concatenate(out) if out else np.zeros((0, model.horizon, model.transition_dim), np.float32)
 
 
-def draw_conditions(cfg: GenerateConfig, demo_returns: np.ndarray, default_z: float,
+def condition_range(cfg: GenerateConfig, returns: np.ndarray, z: np.ndarray, is_demo: np.ndarray) -> tuple[float, float]:
+    """The return interval conditions are drawn from: from the lowest demo return up to the best demo return
+    (`return_range: demos`, App. D.1) or the best return of any episode with z >= the smallest demo z."""
+    returns, z, is_demo = (np.asarray(a) for a in (returns, z, is_demo))
+    demo_returns = returns[is_demo].astype(np.float64)
+    if demo_returns.size == 0 or not np.all(np.isfinite(demo_returns)):
+        raise DataError("generate.return_condition is null but no finite safe-demo returns were given")
+    high = demo_returns.max()
+    if cfg.return_range == "labeled_safe":
+        high = max(high, float(returns[z >= z[is_demo].min()].max()))
+    return float(demo_returns.min()), float(high)
+
+
+def draw_conditions(cfg: GenerateConfig, return_range: tuple[float, float] | None, default_z: float,
                     seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Raw (return, z) per segment (App. D.1): return uniform over the safe demos' range, z = the smallest demo z."""
+    """Raw (return, z) per segment (App. D.1): return uniform over `return_range`, z = the smallest demo z."""
     rng = np.random.default_rng(seed)
     if cfg.return_condition is not None:
         returns = np.full(cfg.n_segments, cfg.return_condition)
     else:
-        demo_returns = np.asarray(demo_returns, dtype=np.float64)
-        if demo_returns.size == 0 or not np.all(np.isfinite(demo_returns)):
-            raise DataError("generate.return_condition is null but no finite safe-demo returns were given")
-        returns = rng.uniform(demo_returns.min(), demo_returns.max(), cfg.n_segments)
+        if return_range is None:
+            raise DataError("generate.return_condition is null but no return range was given")
+        returns = rng.uniform(return_range[0], return_range[1], cfg.n_segments)
     z_value = cfg.z_condition if cfg.z_condition is not None else default_z
     if z_value is None or not np.isfinite(z_value):
         raise DataError(f"z condition must be a finite number, got {z_value!r}")
