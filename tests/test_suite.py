@@ -349,3 +349,36 @@ def test_stages_in_log_reads_what_dvc_computed_and_what_it_restored():
            "Stage 'report' didn't change, skipping\n")
     assert stages_in_log(log) == (["collect", "train_bc@bc_safe-0"], 2)
     assert stages_in_log("") == ([], 0)
+
+
+def test_tuning_grid_is_the_cartesian_product_and_the_rule_prefers_safe_reward():
+    """One rule for every algorithm: best mean tuning reward among safe configs, else the lowest cost."""
+    from dspo.suite.tune import parse_grid, select, tuning_markdown
+
+    configs = parse_grid(["distill.generated_share=0.25,null", "generate.guidance=1.0,1.5"])
+    assert [c.overrides for c in configs] == [
+        {"distill.generated_share": 0.25, "generate.guidance": 1.0}, {"distill.generated_share": 0.25, "generate.guidance": 1.5},
+        {"distill.generated_share": None, "generate.guidance": 1.0}, {"distill.generated_share": None, "generate.guidance": 1.5}]
+    assert parse_grid([])[0].overrides == {}
+    with pytest.raises(ParamError, match="expected section.key=value1,value2"):
+        parse_grid(["guidance=1"])
+    rows = [{"config": "a", "reward_mean": 0.9, "cost_mean": 1.4}, {"config": "b", "reward_mean": 0.5, "cost_mean": 0.2},
+            {"config": "c", "reward_mean": 0.6, "cost_mean": 0.9}]
+    assert select(rows)["config"] == "c"
+    assert select([rows[0], {"config": "d", "reward_mean": 0.1, "cost_mean": 3.0}])["config"] == "a"
+    result = {"task": "T", "algo": "dspo", "budget": 3, "commit": "0" * 40, "rule": "r", "chosen": "c",
+              "rows": [{**r, "safe_seed_fraction": 1.0, "per_seed": [{"reward": r["reward_mean"], "cost": r["cost_mean"]}]}
+                       for r in rows]}
+    assert "| **c** | 0.600 | 0.90 |" in tuning_markdown(result)
+
+
+def test_tuning_refuses_unknown_algorithms_and_keys_before_any_run(tmp_path):
+    from dspo.suite.tune import parse_grid, run_tuning
+
+    go = lambda algo, grid: run_tuning(REPO, REPO / "params.yaml", "BallCircle", algo, parse_grid(grid),  # noqa: E731
+                                       tmp_path / "w", tmp_path / "out", "0" * 40, tmp_path / "cache", 1)
+    with pytest.raises(ParamError, match="--algo 'ppo' is not an algorithm"):
+        go("ppo", [])
+    with pytest.raises(ParamError, match="'generate.nonsense' is not a params key"):
+        go("dspo", ["generate.nonsense=1"])
+    assert not (tmp_path / "w").exists()

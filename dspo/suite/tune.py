@@ -1,0 +1,126 @@
+"""Knob choice on the TUNING block: a grid of params overrides, each run through the pipeline, ranked.
+
+Every configuration is a git worktree of HEAD with its overrides applied to params.yaml, sharing this
+project's DVC cache, where `dvc repro evaluate@<algo>-<seed>` runs for every learner (or baseline)
+seed: stages no override touches are restored from the run-cache, never recomputed. Only the
+`tuning` block of each evaluation JSON is read; the test block is computed by the same stage
+but never looked at here, so the committed tables stay untouched by the choice.
+
+The rule (one for every algorithm, so a method and its baselines are tuned alike): among the
+configurations whose mean normalized cost over seeds is <= 1 (safe), the highest mean normalized
+reward; if none is safe, the lowest mean cost. The number of configurations is the tuning budget
+reported beside the result.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from dspo.core.artifacts import atomic_path, write_json
+from dspo.core.config import load_params
+from dspo.core.errors import ParamError
+from dspo.learners.registry import algorithms
+from dspo.suite.local import dvc_bin, make_workspace, remove_workspace, stages_in_log, unit_env
+from dspo.suite.plan import task_params
+
+BASELINE_ALGOS_KEY = "evaluated_baselines"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    overrides: dict[str, Any]
+
+
+def parse_grid(items: list[str]) -> list[Config]:
+    """`section.key=v1,v2` options -> the cartesian product of their values, one Config each (values as YAML)."""
+    axes = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or "." not in key or not values:
+            raise ParamError(f"--grid {item!r}: expected section.key=value1,value2,...")
+        axes.append([(key, yaml.safe_load(v)) for v in values.split(",")])
+    configs = []
+    for combo in itertools.product(*axes):
+        overrides = dict(combo)
+        name = ",".join(f"{k}={json.dumps(v)}" for k, v in overrides.items()) or "params.yaml"
+        configs.append(Config(name, overrides))
+    return configs
+
+
+def select(rows: list[dict]) -> dict:
+    """The tuning rule of the module docstring."""
+    safe = [r for r in rows if r["cost_mean"] <= 1.0]
+    return max(safe, key=lambda r: r["reward_mean"]) if safe else min(rows, key=lambda r: r["cost_mean"])
+
+
+def tuning_row(workspace: Path, task: str, algo: str, seeds: list[int]) -> dict:
+    """Mean tuning-block reward / cost over seeds, and each seed's values."""
+    per_seed = []
+    for seed in seeds:
+        block = json.loads((workspace / "reports" / task / "eval" / algo / f"seed{seed}.json").read_text())["tuning"]
+        per_seed.append({"seed": seed, "reward": block["normalized_reward"], "cost": block["normalized_cost"]})
+    reward, cost = np.array([s["reward"] for s in per_seed]), np.array([s["cost"] for s in per_seed])
+    return {"reward_mean": float(reward.mean()), "cost_mean": float(cost.mean()),
+            "safe_seed_fraction": float(np.mean(cost <= 1.0)), "per_seed": per_seed}
+
+
+def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
+               out: Path, commit: str, cache_dir: Path, threads: int) -> dict:
+    """Run every configuration (one after another), write `out` (.json and .md) and return the result."""
+    if algo not in algorithms():
+        raise ParamError(f"--algo {algo!r} is not an algorithm; valid: {', '.join(sorted(algorithms()))}")
+    base = load_params(params_path)
+    seed_key = "baseline" if algo in base["algorithms"][BASELINE_ALGOS_KEY] else "learner"
+    group = "evaluate_baseline" if seed_key == "baseline" else "evaluate"
+    if seed_key == "learner" and algo not in base["algorithms"]["evaluated"]:
+        raise ParamError(f"--algo {algo!r} is not evaluated by the pipeline (algorithms.evaluated)")
+    per_config = [task_params(base, task, c.overrides) for c in configs]  # refuse unknown keys before any run
+    rows = []
+    for config, params in zip(configs, per_config):
+        seeds = list(params["seeds"][seed_key])
+        ws = root / "work" / task / algo
+        log = root / "logs" / task / algo / f"{len(rows)}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        make_workspace(repo, commit, ws, params, cache_dir)
+        with open(log, "w") as fh:
+            proc = subprocess.run([dvc_bin(), "repro", *[f"{group}@{algo}-{s}" for s in seeds]], cwd=ws,
+                                  env=unit_env(threads, ws), stdout=fh, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            raise ParamError(f"configuration {config.name} failed: see {log}")
+        ran, restored = stages_in_log(log.read_text())
+        row = {"config": config.name, "overrides": config.overrides, **tuning_row(ws, task, algo, seeds),
+               "seconds": round(time.perf_counter() - start, 1), "stages_run": len(ran), "stages_restored": restored}
+        rows.append(row)
+        remove_workspace(repo, ws)
+        print(f"[tune] {task} {algo} {config.name}: reward {row['reward_mean']:.3f}, cost {row['cost_mean']:.2f} "
+              f"({row['seconds']:.0f} s, {len(ran)} stages run)", flush=True)
+    chosen = select(rows)
+    result = {"task": task, "algo": algo, "eval_block": "tuning", "commit": commit, "budget": len(rows),
+              "rule": "highest mean tuning reward among configs with mean cost <= 1, else lowest cost",
+              "chosen": chosen["config"], "rows": rows}
+    write_json(result, out.with_suffix(".json"))
+    with atomic_path(out.with_suffix(".md")) as tmp:
+        tmp.write_text(tuning_markdown(result))
+    return result
+
+
+def tuning_markdown(result: dict) -> str:
+    lines = [f"# {result['task']} {result['algo']}: {result['budget']} configurations on the tuning block",
+             "", f"Commit {result['commit'][:10]}. Rule: {result['rule']}. Chosen: `{result['chosen']}`.", "",
+             "| configuration | reward | cost | safe seeds | per seed (reward / cost) |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        seeds = ", ".join(f"{s['reward']:.3f} / {s['cost']:.2f}" for s in r["per_seed"])
+        mark = "**" if r["config"] == result["chosen"] else ""
+        lines.append(f"| {mark}{r['config']}{mark} | {r['reward_mean']:.3f} | {r['cost_mean']:.2f} | "
+                     f"{r['safe_seed_fraction']:.2f} | {seeds} |")
+    return "\n".join(lines) + "\n"

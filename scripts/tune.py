@@ -1,0 +1,42 @@
+"""Choose a knob on the TUNING block: run a grid of params overrides through the pipeline and rank them.
+
+    python scripts/tune.py --task BallCircle --algo analysis_oracle_dspo \
+        --grid generate.return_range=demos,labeled_safe --grid distill.generated_share=0.25,null
+    python scripts/tune.py --task BallCircle --algo cql --grid cql.cql_weight=1.0,5.0,10.0
+
+Each configuration runs `dvc repro evaluate@<algo>-<seed>` for every seed in a worktree of HEAD
+sharing the DVC cache (unchanged stages are restored), and only the tuning block is read. Writes
+reports/tuning/<task>/<algo>.{json,md}: every configuration per seed, the rule, the chosen one and
+the budget (number of configurations), so methods and baselines can be given the same budget.
+"""
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from dspo.core.cli import stage
+from dspo.suite.run import cache_dir_of, check_clean
+from dspo.suite.tune import parse_grid, run_tuning
+
+REPO = Path(__file__).resolve().parents[1]
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@stage
+def main(task: str = typer.Option(..., help="task name from the registry"),
+         algo: str = typer.Option(..., help="an evaluated algorithm (algorithms.evaluated or evaluated_baselines)"),
+         grid: Optional[List[str]] = typer.Option(None, help="section.key=value1,value2 (repeat: cartesian product)"),
+         params: Path = typer.Option(REPO / "params.yaml", help="base params file"),
+         workdir: Path = typer.Option(REPO / ".suite" / "tune", help="worktrees and logs (git- and dvc-ignored)"),
+         out_dir: Path = typer.Option(REPO / "reports" / "tuning", help="where <task>/<algo>.{json,md} go"),
+         threads: int = typer.Option(os.cpu_count() or 1, help="threads of each configuration's stages")) -> None:
+    configs = parse_grid(grid or [])
+    result = run_tuning(REPO, params, task, algo, configs, workdir.resolve(), out_dir / task / algo,
+                        check_clean(REPO), cache_dir_of(REPO), threads)
+    typer.echo(f"chosen on the tuning block ({result['budget']} configurations): {result['chosen']}")
+
+
+if __name__ == "__main__":
+    app()
