@@ -1,4 +1,6 @@
-"""Stage distill_bc: the BC trainer on D^S ∪ D^G (paper §4.2), D^G drawn with share `distill.generated_share`."""
+"""Stage distill_bc: the BC trainer on D^S ∪ D^G (paper §4.2), D^G drawn with share `distill.generated_share`.
+
+With `distill.source: unlabeled` (a control) real D^U pairs take D^G's place at the same share."""
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +10,7 @@ from dspo.core.artifacts import save_checkpoint, write_curve
 from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import load_params, resolve_device, seed_everything
 from dspo.core.errors import SchemaError
-from dspo.data.schemas import GENERATED, SAFE_DEMO, read_dataset, read_table, vectors
+from dspo.data.schemas import GENERATED, SAFE_DEMO, UNLABELED, read_dataset, read_table, vectors
 from dspo.data.tasks import get_task
 from dspo.learners.bc import BCConfig, train_bc
 from dspo.learners.dspo.distill import DistillConfig, mixture_weights
@@ -27,7 +29,8 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     spec = get_task(task)
     all_params = load_params(params)
     cfg = BCConfig.from_params(all_params, source=params)
-    share = DistillConfig.from_params(all_params, source=params).generated_share
+    distill = DistillConfig.from_params(all_params, source=params)
+    share = distill.generated_share
     dirs = task_dirs(task)
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
     demos = data.select(data.split == SAFE_DEMO)
@@ -38,6 +41,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     if gen_obs.shape[1] != spec.obs_dim or gen_act.shape[1] != spec.act_dim:
         raise SchemaError(f"{generated}: obs/action sizes {gen_obs.shape[1]}/{gen_act.shape[1]} do not match task "
                           f"{task!r} ({spec.obs_dim}/{spec.act_dim})")
+    if distill.source == "unlabeled":  # the control: real D^U pairs instead of the generated ones
+        unlabeled = data.select(data.split == UNLABELED)
+        gen_obs, gen_act = unlabeled.obs, unlabeled.action
     obs = np.concatenate([demos.obs, gen_obs])
     act = np.concatenate([demos.action, gen_act])
     seed_everything(seed)
@@ -45,9 +51,10 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
                              weights=mixture_weights(len(demos.obs), len(gen_obs), share), desc=algo)
     out = dirs["models"] / algo / seed_dir(seed) / "policy.pt"
     save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "demo_pairs": int(len(demos.obs)),
-                                             "generated_pairs": int(len(gen_obs)), "generated_share": share}), out)
+                                             "generated_pairs": int(len(gen_obs)), "generated_share": share,
+                                             "source": distill.source}), out)
     write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
-    typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} generated pairs (share {share}), final MSE "
+    typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} {distill.source} pairs (share {share}), final MSE "
                f"{curve['mse'].iloc[-1]:.4f} -> {out}")
 
 

@@ -50,11 +50,11 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     metrics, points = generation_report(data, obs.reshape(n * horizon, -1), act.reshape(n * horizon, -1), n_clipped,
                                         gen_cfg.report_points, seed)
     metrics.update({"segments": int(n), "horizon": int(horizon), "guidance": gen_cfg.guidance, "sampler": gen_cfg.sampler,
-                    "sampling_steps": gen_cfg.sampling_steps, "z_condition": float(z[0]),
+                    "sampling_steps": gen_cfg.sampling_steps, "z_condition": float(z.mean()),
                     "return_condition_min": float(returns.min()), "return_condition_max": float(returns.max())})
     write_json(metrics, report)
     plot_generation(points, metrics, f"{task}: generated vs real states", report.with_suffix(".png"))
-    typer.echo(f"generated {n} segments x {horizon} steps (z = {z[0]:.3f}, {gen_cfg.sampler}-{gen_cfg.sampling_steps}, "
+    typer.echo(f"generated {n} segments x {horizon} steps (z = {z.mean():.3f}{' (mean, random)' if gen_cfg.z_condition == 'random' else ''}, {gen_cfg.sampler}-{gen_cfg.sampling_steps}, "
                f"w = {gen_cfg.guidance}); NN-distance ratio {metrics['nn_distance_ratio']:.2f} -> {out}")
 
 

@@ -325,3 +325,8 @@ def test_the_condition_range_reaches_the_best_episode_labeled_safe_only_when_ask
     assert condition_range(safe, returns, z, is_demo) == (3.0, 9.0)
     r, _ = draw_conditions(safe, condition_range(safe, returns, z, is_demo), 0.6, seed=0)
     assert r.min() >= 3.0 and r.max() <= 9.0 and r.max() > 5.0
+    _, z_random = draw_conditions(GenerateConfig.from_section(generate_params(z_condition="random", n_segments=200)),
+                                  (3.0, 5.0), 0.6, seed=0)
+    assert z_random.min() >= 0 and z_random.max() <= 1 and z_random.std() > 0.2
+    with pytest.raises(ParamError, match="generate.z_condition"):
+        GenerateConfig.from_section(generate_params(z_condition="demos"))

@@ -103,3 +103,27 @@ def test_checkpoint_with_wrong_observation_size_refused(workdir):
 def test_missing_behavior_agents_refused(workdir):
     rc, err = run_stage(workdir, "collect.py", "--task", "BallCircle", "--seed", "0")
     assert rc == 2 and "index.json: file not found" in err
+
+
+@pytest.mark.parametrize("source", ["generated", "unlabeled"])
+def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
+    """distill.source=unlabeled (the control) trains on real D^U pairs in D^G's place, at the same share."""
+    from dspo.data.schemas import GENERATED, UNLABELED, read_dataset, write_table
+
+    rng = np.random.default_rng(0)
+    n, horizon = 3, 4
+    gen = workdir / "generated.parquet"
+    write_table(GENERATED, {"segment_id": np.repeat(np.arange(n), horizon), "step": np.tile(np.arange(horizon), n),
+                            "obs": rng.normal(size=(n * horizon, 8)).astype(np.float32),
+                            "action": rng.uniform(-1, 1, (n * horizon, 2)).astype(np.float32),
+                            "return_condition": np.ones(n * horizon), "z_condition": np.ones(n * horizon)},
+                gen, task="BallCircle", obs_dim=8, act_dim=2)
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["distill"]["source"] = source
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    rc, err = run_stage(workdir, "distill_bc.py", "--task", "BallCircle", "--generated", str(gen), "--seed", "0")
+    assert rc == 0, err
+    ckpt = torch.load(workdir / "models" / "BallCircle" / "dspo" / "seed0" / "policy.pt", weights_only=False)
+    data = read_dataset(workdir / "data" / "BallCircle" / "dataset.parquet", task="BallCircle")
+    expected = n * horizon if source == "generated" else int((data.split == UNLABELED).sum())
+    assert ckpt["source"] == source and ckpt["generated_pairs"] == expected

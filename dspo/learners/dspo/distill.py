@@ -3,10 +3,13 @@
 Each BC minibatch draws a fraction `distill.generated_share` from the generated pairs D^G and the
 rest from the safe demos D^S (per-pair sampling weights, so the mix holds whatever the sizes);
 `generated_share: null` is the paper's plain union (every pair equally likely).
+
+`distill.source: unlabeled` is a control, not the method: the same mix with real D^U pairs in place of
+the generated ones (no discriminator, no diffusion) -- does generation beat just adding data?
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -21,6 +24,7 @@ class DistillConfig(Section):
 
     section: ClassVar[str] = "distill"
     generated_share: UnitFloat | None  # fraction of each BC batch drawn from D^G; None = plain union D^S u D^G
+    source: Literal["generated", "unlabeled"]  # what fills that share: D^G, or real D^U pairs (the control)
 
 
 def mixture_weights(n_demo: int, n_generated: int, generated_share: float | None) -> np.ndarray:

@@ -34,7 +34,8 @@ class GenerateConfig(Section):
     return_condition: Float | None  # raw episode return; None = uniform over `return_range`
     return_range: Literal["demos", "labeled_safe"]  # demos: the safe demos' range; labeled_safe: up to the best
     # return among episodes scored at least as safe as the least safe demo (z >= min demo z), so DSPO can exceed its demos
-    z_condition: Float | None  # None = the smallest z of a safe demo (App. D.1)
+    z_condition: Float | Literal["random"] | None  # None = the smallest z of a safe demo (App. D.1);
+    # "random" = uniform in [0, 1] per segment (a control: does the safety condition matter?)
     report_points: PosInt  # points used for the quality report and plot
 
 
@@ -136,6 +137,8 @@ def draw_conditions(cfg: GenerateConfig, return_range: tuple[float, float] | Non
         if return_range is None:
             raise DataError("generate.return_condition is null but no return range was given")
         returns = rng.uniform(return_range[0], return_range[1], cfg.n_segments)
+    if cfg.z_condition == "random":
+        return returns.astype(np.float32), rng.uniform(0.0, 1.0, cfg.n_segments).astype(np.float32)
     z_value = cfg.z_condition if cfg.z_condition is not None else default_z
     if z_value is None or not np.isfinite(z_value):
         raise DataError(f"z condition must be a finite number, got {z_value!r}")
