@@ -2,6 +2,7 @@
 
     python scripts/suite.py                      # all suite tasks, suite.jobs units at a time
     python scripts/suite.py --task BallCircle --task CarRun --jobs 1
+    python scripts/suite.py --task DroneCircle --only data --jobs 1   # only the dataset, all cores on it
     python scripts/suite.py --executor ray --address <head>:6379   # units as Ray tasks (see README "Scaling")
 
 Each task runs as independent units of `dvc repro` (data; one per learner seed; one per baseline
@@ -35,10 +36,12 @@ def main(task: Optional[List[str]] = typer.Option(None, help="run only these sui
          git_remote: Optional[str] = typer.Option(None, help="ray: git URL the units clone (default: origin)"),
          dvc_remote: Optional[str] = typer.Option(None, help="ray: DVC remote URL (default: the project's)"),
          gpus_per_job: float = typer.Option(0.0, help="ray: GPUs each unit asks for (stages use them: device auto)"),
-         retries: int = typer.Option(2, help="ray: retries of a failed unit")) -> None:
+         retries: int = typer.Option(2, help="ray: retries of a failed unit"),
+         only: Optional[List[str]] = typer.Option(None, help="run only these unit kinds: data, learner, baseline, "
+                                                             "analyses, report (e.g. --only data)")) -> None:
     summary = run_suite(REPO, params, out_dir, workdir, tasks=task or None, jobs=jobs, cores=cores,
                         executor=executor, address=address, git_url=git_remote, remote_url=dvc_remote,
-                        gpus_per_job=gpus_per_job, retries=retries)
+                        gpus_per_job=gpus_per_job, retries=retries, only=only or None)
     typer.echo(f"suite: {len(summary['finished'])} task(s) in {summary['wall_seconds']:.0f} s with {summary['jobs']} "
                f"job(s) x {summary['threads_per_job']} thread(s) -> {out_dir}")
 

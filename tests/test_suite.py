@@ -382,3 +382,18 @@ def test_tuning_refuses_unknown_algorithms_and_keys_before_any_run(tmp_path):
     with pytest.raises(ParamError, match="'generate.nonsense' is not a params key"):
         go("dspo", ["generate.nonsense=1"])
     assert not (tmp_path / "w").exists()
+
+
+def test_only_keeps_the_asked_unit_kinds_and_drops_waits_on_the_others():
+    """`--only data` fetches datasets alone; `--only learner` units no longer wait on a data unit that is not run."""
+    from dspo.suite.run import only_kinds
+
+    units = plan_task("BallCircle", PARAMS, SPEC, stage_names(SPEC, PARAMS))
+    assert [u.name for u in only_kinds(units, ["data"])] == ["data"]
+    learners = only_kinds(units, ["learner"])
+    assert {u.name for u in learners} == {f"learner-{s}" for s in PARAMS["seeds"]["learner"]}
+    assert all(u.after == () for u in learners)
+    both = only_kinds(units, ["data", "learner"])
+    assert all(u.after == ("data",) for u in both if u.name != "data")
+    with pytest.raises(ParamError, match=r"--only \['models'\]: unit kinds are data, learner"):
+        only_kinds(units, ["models"])

@@ -99,16 +99,32 @@ def check_pushed(repo: Path, git_url: str, commit: str) -> None:
     raise DSPOError(f"commit {commit[:10]} is not on the git remote {git_url}: push it first (Ray units clone it)")
 
 
+UNIT_KINDS = ("data", "learner", "baseline", "analyses", "report")
+
+
+def only_kinds(units: list[Unit], kinds: list[str]) -> list[Unit]:
+    """The units of these kinds, waiting only on units that are still in the list."""
+    unknown = sorted(set(kinds) - set(UNIT_KINDS))
+    if unknown:
+        raise ParamError(f"--only {unknown}: unit kinds are {', '.join(UNIT_KINDS)}")
+    kept = [u for u in units if u.name.split("-")[0] in kinds]
+    names = {(u.task, u.name) for u in kept}
+    return [Unit(u.task, u.name, u.targets, after=tuple(a for a in u.after if (u.task, a) in names)) for u in kept]
+
+
 def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: list[str] | None = None,
               jobs: int | None = None, cores: int | None = None, executor: str = "local",
               address: str = "local", git_url: str | None = None, remote_url: str | None = None,
-              gpus_per_job: float = 0.0, retries: int = 2) -> dict:
+              gpus_per_job: float = 0.0, retries: int = 2, only: list[str] | None = None) -> dict:
     """Run every task of the suite and write the tables; returns the run summary (also `out_dir/run.json`).
 
     executor "local": units on this machine (worktrees sharing the DVC cache). executor "ray": every
     unit but the reports as Ray tasks at `address`, each in a clone of `git_url` pushing to the DVC
     remote `remote_url` (`gpus_per_job` GPUs each, `retries` retries); the reports run here with
     `dvc repro --pull`, restoring every stage from the remote.
+
+    `only`: run just these unit kinds (e.g. ["data"]: fetch every task's dataset into the cache, to
+    train the learners later); without the report the tables are left as they are.
     """
     if executor not in EXECUTORS:
         raise ParamError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
@@ -128,6 +144,8 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
     dvc_spec = yaml.safe_load((repo / "dvc.yaml").read_text())
     per_task = {t: task_params(params, t, cfg.overrides.get(t, {})) for t in tasks}
     units: list[Unit] = [u for t in tasks for u in plan_task(t, per_task[t], dvc_spec, stage_names(dvc_spec, per_task[t]))]
+    if only:
+        units = only_kinds(units, only)
     cache = cache_dir_of(repo)
     start = time.perf_counter()
     reports = {u.key for u in units if u.name == "report"}
@@ -173,7 +191,8 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
                    "stages_run": len(r.ran), "ran": r.ran, "stages_restored": r.restored, "log": os.path.relpath(r.log, repo)}
                   for r in results],
     }
-    write_json(summary, out_dir / "run.json")
+    # a run without reports (--only data) logs beside its worktrees, leaving the committed run.json alone
+    write_json(summary, out_dir / "run.json" if reports else root / "run.json")
     for task, dest in finished.items():  # the run that made a task's numbers stays beside them
         write_json({**summary, "tasks": [task], "units": [u for u in summary["units"]
                                                          if u["unit"].startswith(f"{task}/")]}, dest / "run.json")
