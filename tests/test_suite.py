@@ -364,14 +364,15 @@ def test_tuning_grid_is_the_cartesian_product_and_the_rule_prefers_safe_reward()
     assert parse_grid([])[0].overrides == {}
     with pytest.raises(ParamError, match="expected section.key=value1,value2"):
         parse_grid(["guidance=1"])
-    rows = [{"config": "a", "reward_mean": 0.9, "cost_mean": 1.4}, {"config": "b", "reward_mean": 0.5, "cost_mean": 0.2},
-            {"config": "c", "reward_mean": 0.6, "cost_mean": 0.9}]
-    assert select(rows)["config"] == "c"
-    assert select([rows[0], {"config": "d", "reward_mean": 0.1, "cost_mean": 3.0}])["config"] == "a"
+    rows = [{"config": "a", "reward_mean": 0.9, "cost_mean": 1.4, "safe_seed_fraction": 0.0},
+            {"config": "b", "reward_mean": 0.5, "cost_mean": 0.2, "safe_seed_fraction": 1.0},
+            {"config": "c", "reward_mean": 0.6, "cost_mean": 0.9, "safe_seed_fraction": 2 / 3}]
+    assert select(rows)["config"] == "b"  # safe on every seed beats a higher reward safe only on average
+    assert select(rows[::2])["config"] == "c"
+    assert select([rows[0], {"config": "d", "reward_mean": 0.1, "cost_mean": 3.0, "safe_seed_fraction": 0.0}])["config"] == "a"
     result = {"task": "T", "algo": "dspo", "budget": 3, "commit": "0" * 40, "rule": "r", "chosen": "c",
-              "rows": [{**r, "safe_seed_fraction": 1.0, "per_seed": [{"reward": r["reward_mean"], "cost": r["cost_mean"]}]}
-                       for r in rows]}
-    assert "| **c** | 0.600 | 0.90 |" in tuning_markdown(result)
+              "rows": [{**r, "per_seed": [{"reward": r["reward_mean"], "cost": r["cost_mean"]}]} for r in rows]}
+    assert "| **c** | 0.600 | 0.90 | 0.67 |" in tuning_markdown(result)
 
 
 def test_tuning_refuses_unknown_algorithms_and_keys_before_any_run(tmp_path):
