@@ -1,5 +1,8 @@
 """Stage analysis_fig4: the paper's Fig. 4 -- SafetyTransformer vs MLP as *supervised* safe-vs-unsafe
-classifiers, trained on true labels and scored on held-out episodes (an analysis: it reads the oracle)."""
+classifiers, trained on true labels and scored on held-out episodes (an analysis: it reads the oracle).
+
+A dataset with too few episodes of a class to split (possible only when `collect.strict` is off) gets
+a report saying so instead of a comparison; nothing downstream reads this stage."""
 from pathlib import Path
 
 import typer
@@ -8,7 +11,8 @@ from dspo.core.artifacts import write_json
 from dspo.core.cli import stage, task_dirs
 from dspo.core.config import read_section, resolve_device
 from dspo.data.schemas import ORACLE, read_dataset, read_frame
-from dspo.evaluation.fig4 import Fig4Config, plot_fig4, run_fig4
+from dspo.core.errors import DataError
+from dspo.evaluation.fig4 import Fig4Config, plot_fig4, plot_skipped, run_fig4, supervised_split
 from dspo.learners.dspo.discriminator import DiscConfig
 
 app = typer.Typer(add_completion=False)
@@ -24,8 +28,15 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     dirs = task_dirs(task)
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
     is_safe = read_frame(ORACLE, dirs["data"] / "oracle.parquet").groupby("episode_id")["is_safe"].first()
-    result = run_fig4(data, is_safe, disc, cfg, seed, resolve_device(device))
     out = dirs["reports"] / "fig4"
+    try:
+        supervised_split(data, is_safe, cfg.train_fraction, seed)
+    except DataError as err:  # too few episodes of a class (a non-strict collect): say so, nothing to compare
+        write_json({"task": task, "seed": seed, "skipped": str(err)}, out / "fig4.json")
+        plot_skipped(str(err), out / "fig4.png")
+        typer.echo(f"warning: fig4 skipped: {err}")
+        return
+    result = run_fig4(data, is_safe, disc, cfg, seed, resolve_device(device))
     write_json({"task": task, "seed": seed, **result}, out / "fig4.json")
     finals = ", ".join(f"{b} {r['final_auroc']:.3f}" for b, r in result["backbones"].items())
     plot_fig4(result, f"{task}: supervised safe-vs-unsafe on {result['heldout_episodes']} held-out episodes "

@@ -90,6 +90,21 @@ def run_fig4(data: StepData, is_safe: pd.Series, disc: DiscConfig, cfg: Fig4Conf
             "backbones": results}
 
 
+def plot_skipped(message: str, path: str | os.PathLike) -> None:
+    """The figure's place when the data could not be split: the reason, in words."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "Fig. 4 skipped:\n" + message, ha="center", va="center", wrap=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
 def plot_fig4(result: dict, title: str, path: str | os.PathLike) -> None:
     """Held-out AUROC and accuracy along training, one line per backbone."""
     import matplotlib
