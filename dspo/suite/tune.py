@@ -1,7 +1,7 @@
 """Knob choice on the TUNING block: a grid of params overrides, each run through the pipeline, ranked.
 
-Every configuration is a git worktree of HEAD with its overrides applied to params.yaml, sharing this
-project's DVC cache, where `dvc repro evaluate@<algo>-<seed>` runs for every learner (or baseline)
+Every configuration is a unit of the suite's local executor (`run_unit`): a git worktree of HEAD with
+its overrides applied to params.yaml, sharing this project's DVC cache, where `dvc repro evaluate@<algo>-<seed>` runs for every learner (or baseline)
 seed: stages no override touches are restored from the run-cache, never recomputed. Only the
 `tuning` block of each evaluation JSON is read; the test block is computed by the same stage
 but never looked at here, so the committed tables stay untouched by the choice.
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,8 @@ from dspo.core.artifacts import atomic_path, write_json
 from dspo.core.config import load_params
 from dspo.core.errors import ParamError
 from dspo.learners.registry import algorithms
-from dspo.suite.local import dvc_bin, make_workspace, remove_workspace, stages_in_log, unit_env
-from dspo.suite.plan import task_params
+from dspo.suite.local import remove_workspace, run_unit
+from dspo.suite.plan import Unit, task_params
 
 BASELINE_ALGOS_KEY = "evaluated_baselines"
 
@@ -92,25 +90,18 @@ def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: lis
         raise ParamError(f"--algo {algo!r} is not evaluated by the pipeline (algorithms.evaluated)")
     per_config = [task_params(base, task, c.overrides) for c in configs]  # refuse unknown keys before any run
     rows = []
-    for config, params in zip(configs, per_config):
+    for i, (config, params) in enumerate(zip(configs, per_config)):
         seeds = list(params["seeds"][seed_key])
-        ws = root / "work" / task / algo
-        log = root / "logs" / task / algo / f"{len(rows)}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        make_workspace(repo, commit, ws, params, cache_dir)
-        with open(log, "w") as fh:
-            proc = subprocess.run([dvc_bin(), "repro", *[f"{group}@{algo}-{s}" for s in seeds]], cwd=ws,
-                                  env=unit_env(threads, ws), stdout=fh, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            raise ParamError(f"configuration {config.name} failed: see {log}")
-        ran, restored = stages_in_log(log.read_text())
-        row = {"config": config.name, "overrides": config.overrides, **tuning_row(ws, task, algo, seeds),
-               "seconds": round(time.perf_counter() - start, 1), "stages_run": len(ran), "stages_restored": restored}
+        unit = Unit(task, f"{algo}-{i}", tuple(f"{group}@{algo}-{s}" for s in seeds))
+        done = run_unit(repo, commit, unit, params, root, cache_dir, threads, keep=True)  # the suite's unit runner
+        if done.returncode != 0:
+            raise ParamError(f"configuration {config.name} failed: see {done.log}")
+        row = {"config": config.name, "overrides": config.overrides, **tuning_row(done.workspace, task, algo, seeds),
+               "seconds": round(done.seconds, 1), "stages_run": len(done.ran), "stages_restored": done.restored}
         rows.append(row)
-        remove_workspace(repo, ws)
+        remove_workspace(repo, done.workspace)
         print(f"[tune] {task} {algo} {config.name}: reward {row['reward_mean']:.3f}, cost {row['cost_mean']:.2f} "
-              f"({row['seconds']:.0f} s, {len(ran)} stages run)", flush=True)
+              f"({row['seconds']:.0f} s, {row['stages_run']} stages run)", flush=True)
     chosen = select(rows)
     result = {"task": task, "algo": algo, "eval_block": "tuning", "commit": commit, "budget": len(rows),
               "rule": RULE,
