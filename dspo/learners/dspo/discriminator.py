@@ -4,14 +4,14 @@ Loss on windows of episodes (balanced batches: half D^S windows, half D^U window
     L_D = -E_{D^S} log D(tau) - E_{D^U} log(1 - D(tau))              (paper Eq. 1)
         + mi_weight * I_vCLUB(z; r)                                    (Eq. 4, r = episode return
                                                                         binned, from reward only;
-                                                                        over the data's mixture, below)
+                                                                        over `vclub_mixture`, below)
         + grad_penalty * E ||d logit / d input||^2                    (Table 2 "w/o RA + gp")
 alternating a theta step of q_theta(r_bin | z) with a phi step of the discriminator
 (see dspo.learners.dspo.vclub). The learner never sees cost: returns come from `StepData.reward`.
 
-The vCLUB term and q_theta's fit are importance-weighted from the balanced batch back to the
-data's own mixture of D^S and D^U episodes (`vclub_mixture: data`; `batch` = the unweighted 50/50
-batch, where the demos weigh n_U/n_S times their share: ~40x on BallCircle).
+`vclub_mixture` sets the distribution of the vCLUB term and q_theta's fit: `batch` (default, chosen on
+the tuning block) the unweighted 50/50 batch, where the demos weigh n_U/n_S times their share (~40x
+on BallCircle); `data` importance-weights the batch back to the data's own D^S : D^U mixture.
 
 Model selection without an oracle (a first prototype's transformer swung by ±0.1 AUROC between
 checkpoints, and training loss says nothing about safety): `holdout_demos` safe demos
