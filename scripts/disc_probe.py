@@ -26,9 +26,8 @@ from dspo.core.config import load_params, resolve_device
 from dspo.core.errors import DataError
 from dspo.data.schemas import ORACLE, SAFE_DEMO, read_dataset, read_frame
 from dspo.evaluation.labeling import labeling_rows, score_metrics
-from dspo.learners.contract import fit
-from dspo.learners.dspo.discriminator import (DiscConfig, DiscriminatorLearner, check_discriminator_data,
-                                              score_episodes, window_logits)
+from dspo.learners.dspo.discriminator import (DiscConfig, check_discriminator_data, score_episodes,
+                                              train_discriminator, window_logits)
 from dspo.suite.plan import parse_sets, task_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,24 +56,17 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     if len(episodes) != len(split):
         raise DataError("dataset.parquet and oracle.parquet disagree on the episode ids (rerun collect)")
 
-    learner = DiscriminatorLearner(data, cfg, resolve_device(device), seed)
-    order = pd.Index(learner.windows.episode_ids).get_indexer(episodes.index)
-
-    def evaluate(step: int, due: bool) -> dict:
-        """The learner's own (oracle-free) selection row, plus the oracle AUROC of that state (diagnostic)."""
-        row = learner.evaluate(step, due)
-        if due:
-            logits = window_logits(learner.model, learner.windows, cfg.context_len)[order]
-            row["oracle_auroc"] = score_metrics(logits, episodes)["auroc"]
-        return row
+    def oracle_auroc(learner, step: int) -> dict:
+        """The oracle AUROC of the state the stage's selection row just scored (a diagnostic)."""
+        order = pd.Index(learner.windows.episode_ids).get_indexer(episodes.index)
+        logits = window_logits(learner.model, learner.windows, cfg.context_len)[order]
+        return {"oracle_auroc": score_metrics(logits, episodes)["auroc"]}
 
     start = time.perf_counter()
-    history = fit(learner, cfg.steps, cfg.log_every, "discriminator", eval_every=cfg.eval_every, evaluate=evaluate)
+    model, normalizer, history, selection = train_discriminator(data, cfg, resolve_device(device), seed,
+                                                                probe=oracle_auroc)
     seconds = time.perf_counter() - start
-    if learner.best["state"] is not None:
-        learner.model.load_state_dict(learner.best["state"])
-    selection = learner.selection()
-    scores = score_episodes(learner.model, learner.normalizer, data, cfg.context_len).set_index("episode_id")
+    scores = score_episodes(model, normalizer, data, cfg.context_len).set_index("episode_id")
     episodes = episodes.join(scores["z"])
     threshold = float(episodes.loc[episodes["split"] == SAFE_DEMO, "z"].min())
     rows = labeling_rows(data, episodes, episodes["z"].to_numpy(), threshold)
@@ -82,12 +74,12 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     result = {"task": task, "seed": seed, "overrides": overrides, "train_seconds": round(seconds, 1),
               "selected_step": selection["selected_step"],
               "vclub": {"start": float(vclub[0]), "max": float(np.max(vclub)), "end": float(vclub[-1])},
-              "curve": history.dropna(subset=["holdout_rank"])[["step", "holdout_rank", "oracle_auroc", "vclub"]]
+              "curve": history.dropna(subset=["oracle_auroc"])[["step", "holdout_rank", "oracle_auroc", "vclub"]]
               .to_dict(orient="records"),
               "rows": {name: {k: row[k] for k in SHOWN if k in row} for name, row in rows.items()}}
     typer.echo(f"\n{task} seed {seed} {overrides or '(params.yaml)'}: trained in {seconds:.0f} s, selected step "
                f"{selection['selected_step']}; vCLUB start {vclub[0]:.3f}, max {np.max(vclub):.3f}, end {vclub[-1]:.3f}\n")
-    typer.echo(history.dropna(subset=["holdout_rank"])[["step", "loss_d", "vclub", "holdout_rank", "oracle_auroc"]]
+    typer.echo(history.dropna(subset=["oracle_auroc"])[["step", "loss_d", "vclub", "holdout_rank", "oracle_auroc"]]
                .to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n")
     typer.echo("| score | " + " | ".join(SHOWN) + " |\n" + "|---" * (len(SHOWN) + 1) + "|")
     for name, row in result["rows"].items():

@@ -227,6 +227,27 @@ def test_training_is_deterministic_given_the_seed():
     assert a.equals(b)
 
 
+def test_a_probe_watches_the_same_training_without_changing_it():
+    """disc_probe and Fig. 4 hook into the stage's loop: their columns ride along, the run is unchanged."""
+    cfg = config(steps=20, backbone="mlp", eval_every=5)
+    plain = train_discriminator(tiny_data(), cfg, "cpu", seed=3)
+    seen = []
+
+    def probe(learner, step):
+        seen.append(step)
+        return {"probe_step": float(step), "n_windows": float(len(learner.windows))}
+
+    watched = train_discriminator(tiny_data(), cfg, "cpu", seed=3, probe=probe)
+    assert seen == [5, 10, 15, 20]
+    assert watched[2].drop(columns=["probe_step", "n_windows"]).equals(plain[2])
+    assert watched[2].dropna(subset=["probe_step"])["step"].tolist() == seen
+    assert watched[3] == plain[3]
+    # no held-out demos: the probe still runs on schedule, the selection row stays empty (no NaN warnings)
+    bare = train_discriminator(tiny_data(), config(steps=10, backbone="mlp", eval_every=5, holdout_demos=0), "cpu",
+                               seed=3, probe=probe)[2]
+    assert bare["holdout_rank"].isna().all() and bare["probe_step"].dropna().tolist() == [5.0, 10.0]
+
+
 def test_checkpoint_round_trip_and_checks(tmp_path):
     data, cfg = tiny_data(), config(steps=5)
     model, normalizer, _, _ = train_discriminator(data, cfg, "cpu", seed=0)

@@ -3,7 +3,7 @@
 Supervised, not PU: every episode's TRUE safety label (the oracle; this is an analysis) is known;
 a stratified `fig4.train_fraction` of the episodes trains a classifier per backbone (SafetyTransformer,
 MLP), the rest are held out and scored along training. The classifier is the discriminator itself
-(`DiscriminatorLearner`, `disc.*` architecture and optimizer) with the truly safe training episodes
+(`train_discriminator`, `disc.*` architecture and optimizer) with the truly safe training episodes
 in the D^S role and the unsafe ones in the D^U role -- its balanced batches then make Eq. 1 plain
 supervised BCE -- and no vCLUB term or demo hold-out (nothing to be return-agnostic about here).
 Reported per backbone: held-out AUROC and accuracy (logit > 0) every `fig4.eval_every` steps.
@@ -23,8 +23,7 @@ from dspo.core.config import Float, PosInt, Section
 from dspo.core.errors import DataError
 from dspo.data.schemas import SAFE_DEMO, UNLABELED, StepData
 from dspo.evaluation.labeling import auroc
-from dspo.learners.contract import fit
-from dspo.learners.dspo.discriminator import DiscConfig, DiscriminatorLearner, EpisodeWindows, window_logits
+from dspo.learners.dspo.discriminator import DiscConfig, EpisodeWindows, train_discriminator, window_logits
 
 
 class Fig4Config(Section):
@@ -67,19 +66,20 @@ def run_fig4(data: StepData, is_safe: pd.Series, disc: DiscConfig, cfg: Fig4Conf
     results = {}
     for backbone in cfg.backbones:
         conf = disc.model_copy(update={"backbone": backbone, "mi_weight": 0.0, "holdout_demos": 0,
-                                       "grad_penalty": 0.0, "class_prior": None, "steps": cfg.steps})
-        learner = DiscriminatorLearner(train, conf, device, seed)
-        windows = EpisodeWindows(held, learner.normalizer, device)
-        labels = is_safe.reindex(windows.episode_ids).to_numpy().astype(bool)
+                                       "grad_penalty": 0.0, "class_prior": None, "steps": cfg.steps,
+                                       "eval_every": cfg.eval_every, "log_every": cfg.eval_every})
+        held_windows: dict[str, EpisodeWindows] = {}  # built once, with the learner's normalizer
 
-        def evaluate(step: int, due: bool, learner=learner, windows=windows, labels=labels) -> dict:
-            if not due:
-                return {"heldout_auroc": np.nan, "heldout_accuracy": np.nan}
+        def heldout_scores(learner, step: int) -> dict:
+            if not held_windows:
+                held_windows["w"] = EpisodeWindows(held, learner.normalizer, learner.device)
+            windows = held_windows["w"]
+            labels = is_safe.reindex(windows.episode_ids).to_numpy().astype(bool)
             logits = window_logits(learner.model, windows, conf.context_len)
             return {"heldout_auroc": auroc(logits, labels), "heldout_accuracy": float(np.mean((logits > 0) == labels))}
 
-        curve = fit(learner, cfg.steps, cfg.eval_every, f"fig4 {backbone}", eval_every=cfg.eval_every,
-                    evaluate=evaluate).dropna(subset=["heldout_auroc"])
+        curve = train_discriminator(train, conf, device, seed, desc=f"fig4 {backbone}",
+                                    probe=heldout_scores)[2].dropna(subset=["heldout_auroc"])
         results[backbone] = {"final_auroc": float(curve["heldout_auroc"].iloc[-1]),
                              "final_accuracy": float(curve["heldout_accuracy"].iloc[-1]),
                              "best_auroc": float(curve["heldout_auroc"].max()),

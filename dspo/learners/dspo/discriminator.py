@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Callable, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -277,7 +277,7 @@ class DiscriminatorLearner:
 
     def evaluate(self, step: int, due: bool) -> dict[str, float]:
         """Model selection without the oracle: rank of the held-out demos among D^U, keep the best state."""
-        if not due:
+        if not due or len(self.holdout) == 0:
             return {"holdout_rank": np.nan}
         scores = window_logits(self.model, self.windows, self.cfg.context_len,
                                np.concatenate([self.holdout, self.selection_unl]))
@@ -299,12 +299,27 @@ class DiscriminatorLearner:
         }
 
 
+Probe = Callable[["DiscriminatorLearner", int], dict]
+
+
 def train_discriminator(data: StepData, cfg: DiscConfig, device: torch.device | str = "cpu", seed: int = 0,
-                        desc: str = "discriminator") -> tuple[nn.Module, GaussianNormalizer, pd.DataFrame, dict]:
-    """Train D_phi (and q_theta) on windows; return (model on CPU, normalizer, history, selection info)."""
+                        desc: str = "discriminator", probe: Probe | None = None
+                        ) -> tuple[nn.Module, GaussianNormalizer, pd.DataFrame, dict]:
+    """Train D_phi (and q_theta) on windows; return (model on CPU, normalizer, history, selection info).
+
+    `probe(learner, step)`, when given, adds columns to the history every `eval_every` steps, after the
+    selection row and before the selected state is restored: the diagnostics (oracle AUROC along
+    training, Fig. 4's held-out curves) watch the same loop the stage runs instead of a copy of it.
+    """
     learner = DiscriminatorLearner(data, cfg, device, seed)
-    history = fit(learner, cfg.steps, cfg.log_every, desc,
-                  eval_every=cfg.eval_every if cfg.holdout_demos > 0 else None, evaluate=learner.evaluate)
+
+    def evaluate(step: int, due: bool) -> dict:
+        row = learner.evaluate(step, due)
+        return {**row, **probe(learner, step)} if due and probe is not None else row
+
+    watched = cfg.holdout_demos > 0 or probe is not None
+    history = fit(learner, cfg.steps, cfg.log_every, desc, eval_every=cfg.eval_every if watched else None,
+                  evaluate=evaluate)
     if learner.best["state"] is not None:
         learner.model.load_state_dict(learner.best["state"])
     return learner.model.cpu().eval(), learner.normalizer, history, learner.selection()
