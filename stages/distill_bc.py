@@ -1,6 +1,7 @@
 """Stage distill_bc: the BC trainer on D^S ∪ D^G (paper §4.2), D^G drawn with share `distill.generated_share`.
 
-With `distill.source: unlabeled` (a control) real D^U pairs take D^G's place at the same share."""
+With `distill.source: unlabeled | labeled_safe` (controls) real D^U pairs -- all of them, or those of the
+episodes the chain's labels call safe -- take D^G's place at the same share."""
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,10 @@ from dspo.core.artifacts import save_checkpoint, write_curve
 from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import load_params, resolve_device, seed_everything
 from dspo.core.errors import SchemaError
-from dspo.data.schemas import GENERATED, SAFE_DEMO, UNLABELED, read_dataset, read_table, vectors
+from dspo.data.schemas import GENERATED, LABELED, SAFE_DEMO, UNLABELED, read_dataset, read_frame, read_table, vectors
 from dspo.data.tasks import get_task
 from dspo.learners.bc import BCConfig, train_bc
-from dspo.learners.dspo.distill import DistillConfig, mixture_weights
+from dspo.learners.dspo.distill import DistillConfig, labeled_safe_episodes, mixture_weights
 
 app = typer.Typer(add_completion=False)
 
@@ -22,6 +23,7 @@ app = typer.Typer(add_completion=False)
 @stage
 def main(task: str = typer.Option(..., help="task name from the registry"),
          generated: Path = typer.Option(..., help="generated.parquet"),
+         labels: Path = typer.Option(..., help="the chain's labeled.parquet (read for distill.source=labeled_safe)"),
          algo: str = typer.Option("dspo", help="policy folder under models/<task>/"),
          seed: int = typer.Option(..., help="learner seed"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]"),
@@ -44,6 +46,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     if distill.source == "unlabeled":  # the control: real D^U pairs instead of the generated ones
         unlabeled = data.select(data.split == UNLABELED)
         gen_obs, gen_act = unlabeled.obs, unlabeled.action
+    elif distill.source == "labeled_safe":  # the control: the D^U episodes the labels call safe
+        chosen = data.select(np.isin(data.episode_id, labeled_safe_episodes(read_frame(LABELED, labels), str(labels))))
+        gen_obs, gen_act = chosen.obs, chosen.action
     obs = np.concatenate([demos.obs, gen_obs])
     act = np.concatenate([demos.action, gen_act])
     seed_everything(seed)

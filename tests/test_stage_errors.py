@@ -105,10 +105,11 @@ def test_missing_behavior_agents_refused(workdir):
     assert rc == 2 and "index.json: file not found" in err
 
 
-@pytest.mark.parametrize("source", ["generated", "unlabeled"])
+@pytest.mark.parametrize("source", ["generated", "unlabeled", "labeled_safe"])
 def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
-    """distill.source=unlabeled (the control) trains on real D^U pairs in D^G's place, at the same share."""
-    from dspo.data.schemas import GENERATED, UNLABELED, read_dataset, write_table
+    """The controls train on real D^U pairs in D^G's place, at the same share: all of D^U (`unlabeled`),
+    or the episodes whose z reaches the smallest demo z (`labeled_safe`)."""
+    from dspo.data.schemas import GENERATED, LABELED, SAFE_DEMO, UNLABELED, read_dataset, write_table
 
     rng = np.random.default_rng(0)
     n, horizon = 3, 4
@@ -118,12 +119,30 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
                             "action": rng.uniform(-1, 1, (n * horizon, 2)).astype(np.float32),
                             "return_condition": np.ones(n * horizon), "z_condition": np.ones(n * horizon)},
                 gen, task="BallCircle", obs_dim=8, act_dim=2)
+    data = read_dataset(workdir / "data" / "BallCircle" / "dataset.parquet", task="BallCircle")
+    ids, first = np.unique(data.episode_id, return_index=True)
+    split = data.split[first]
+    # demos score 0.6-0.9; unlabeled episodes alternate 0.95 (labeled safe) and 0.1
+    z = np.where(split == SAFE_DEMO, np.linspace(0.6, 0.9, len(ids)), np.where(np.arange(len(ids)) % 2, 0.95, 0.1))
+    labels = workdir / "labeled.parquet"
+    write_table(LABELED, {"episode_id": ids, "split": split, "return": np.zeros(len(ids)), "z": z}, labels,
+                task="BallCircle")
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["distill"]["source"] = source
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    rc, err = run_stage(workdir, "distill_bc.py", "--task", "BallCircle", "--generated", str(gen), "--seed", "0")
+    rc, err = run_stage(workdir, "distill_bc.py", "--task", "BallCircle", "--generated", str(gen), "--labels",
+                        str(labels), "--seed", "0")
     assert rc == 0, err
     ckpt = torch.load(workdir / "models" / "BallCircle" / "dspo" / "seed0" / "policy.pt", weights_only=False)
-    data = read_dataset(workdir / "data" / "BallCircle" / "dataset.parquet", task="BallCircle")
-    expected = n * horizon if source == "generated" else int((data.split == UNLABELED).sum())
+    chosen = ids[(split == UNLABELED) & (z >= 0.6)]
+    expected = {"generated": n * horizon, "unlabeled": int((data.split == UNLABELED).sum()),
+                "labeled_safe": int(np.isin(data.episode_id, chosen).sum())}[source]
+    assert 0 < len(chosen) < int((split == UNLABELED).sum())
     assert ckpt["source"] == source and ckpt["generated_pairs"] == expected
+
+    if source == "labeled_safe":  # nothing labeled safe: refused, with the knob to turn
+        write_table(LABELED, {"episode_id": ids, "split": split, "return": np.zeros(len(ids)),
+                              "z": np.where(split == SAFE_DEMO, 0.9, 0.1)}, labels, task="BallCircle")
+        rc, err = run_stage(workdir, "distill_bc.py", "--task", "BallCircle", "--generated", str(gen), "--labels",
+                            str(labels), "--seed", "0")
+        assert rc == 2 and "no unlabeled episode scores at or above the smallest demo z" in err

@@ -4,17 +4,22 @@ Each BC minibatch draws a fraction `distill.generated_share` from the generated 
 rest from the safe demos D^S (per-pair sampling weights, so the mix holds whatever the sizes);
 `generated_share: null` is the paper's plain union (every pair equally likely).
 
-`distill.source: unlabeled` is a control, not the method: the same mix with real D^U pairs in place of
-the generated ones (no discriminator, no diffusion) -- does generation beat just adding data?
+`distill.source` names what fills that share; `generated` is the method, the others are controls:
+`unlabeled` real D^U pairs (no discriminator, no diffusion) -- does generation beat just adding data?
+`labeled_safe` the real D^U episodes the chain's labels call safe (z >= the smallest demo z, the same
+threshold the generation conditions on) -- the discriminator's labels as a filter for BC, no diffusion:
+does generation beat using the labels directly?
 """
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
 import numpy as np
+import pandas as pd
 
 from dspo.core.config import Section, UnitFloat
 from dspo.core.errors import DataError
+from dspo.data.schemas import SAFE_DEMO
 from dspo.learners.bc import BCConfig
 from dspo.learners.contract import ANALYSIS, METHOD, Algorithm
 
@@ -24,7 +29,19 @@ class DistillConfig(Section):
 
     section: ClassVar[str] = "distill"
     generated_share: UnitFloat | None  # fraction of each BC batch drawn from D^G; None = plain union D^S u D^G
-    source: Literal["generated", "unlabeled"]  # what fills that share: D^G, or real D^U pairs (the control)
+    source: Literal["generated", "unlabeled", "labeled_safe"]  # what fills that share (module docstring)
+
+
+def labeled_safe_episodes(labeled: pd.DataFrame, source: str = "labels") -> np.ndarray:
+    """Ids of the non-demo episodes with z >= the smallest demo z (label_safety's generation condition)."""
+    demos = labeled["split"] == SAFE_DEMO
+    if not demos.any():
+        raise DataError(f"{source}: no safe demo is scored, so there is no safety threshold")
+    chosen = labeled.loc[~demos & (labeled["z"] >= labeled.loc[demos, "z"].min()), "episode_id"].to_numpy()
+    if len(chosen) == 0:
+        raise DataError(f"{source}: no unlabeled episode scores at or above the smallest demo z; "
+                        "distill.source=labeled_safe has nothing to add (use generated or unlabeled)")
+    return chosen
 
 
 def mixture_weights(n_demo: int, n_generated: int, generated_share: float | None) -> np.ndarray:
