@@ -375,6 +375,34 @@ def test_tuning_grid_is_the_cartesian_product_and_the_rule_prefers_safe_reward()
     assert "| **c** | 0.600 | 0.90 | 0.67 |" in tuning_markdown(result)
 
 
+def test_controls_run_beside_the_reference_and_compare_over_seeds():
+    """Controls are read on the test block next to params.yaml, with P(reference > control) over seeds."""
+    import numpy as np
+
+    from dspo.suite.tune import REFERENCE, compare_controls, controls_markdown, parse_controls
+
+    configs = parse_controls(["generate.guidance=0", "distill.source=labeled_safe;distill.generated_share=null"])
+    assert [c.name for c in configs][0] == REFERENCE and configs[0].overrides == {}
+    assert configs[1].overrides == {"generate.guidance": 0}
+    assert configs[2].overrides == {"distill.source": "labeled_safe", "distill.generated_share": None}
+    with pytest.raises(ParamError, match="expected section.key=value"):
+        parse_controls(["guidance=0"])
+
+    def row(name, rewards):
+        per_seed = [{"seed": i, "reward": r, "cost": 0.5} for i, r in enumerate(rewards)]
+        return {"config": name, "reward_mean": float(np.mean(rewards)), "cost_mean": 0.5, "safe_seed_fraction": 1.0,
+                "per_seed": per_seed}
+
+    rows = compare_controls([row(REFERENCE, [0.5, 0.6, 0.7]), row("worse", [0.1, 0.2, 0.3]),
+                             row("better", [0.8, 0.9, 1.0])])
+    assert rows[0]["p_reference_better"] is None
+    assert rows[1]["p_reference_better"][0] == 1.0 and rows[2]["p_reference_better"][0] == 0.0
+    lo, hi = rows[1]["p_reference_better"][1:]
+    assert 0.0 <= lo <= 1.0 <= hi + 1e-12
+    text = controls_markdown({"task": "T", "algo": "dspo", "commit": "0" * 40, "rows": rows})
+    assert "| worse | 0.200 | 0.50 | 1.00 | 1.00 [" in text and "| reference |" in text
+
+
 def test_tuning_refuses_unknown_algorithms_and_keys_before_any_run(tmp_path):
     from dspo.suite.tune import parse_grid, run_tuning
 

@@ -6,6 +6,10 @@ seed: stages no override touches are restored from the run-cache, never recomput
 `tuning` block of each evaluation JSON is read; the test block is computed by the same stage
 but never looked at here, so the committed tables stay untouched by the choice.
 
+Controls (`run_controls`) are the same runs with nothing chosen: the reference (params.yaml) and one
+configuration per control, read on the TEST block -- they belong in the ablation report, and a
+choice made on them would be a choice made on the test block.
+
 The rule (one for every algorithm, so a method and its baselines are tuned alike): the highest mean
 normalized reward among the configurations safe on every seed (each seed's mean normalized cost
 <= 1: the project's target); if there is none, among those safe on average over seeds; if none is
@@ -26,6 +30,7 @@ import yaml
 from dspo.core.artifacts import atomic_path, write_json
 from dspo.core.config import load_params
 from dspo.core.errors import ParamError
+from dspo.evaluation.stats import probability_of_improvement_ci
 from dspo.learners.registry import algorithms
 from dspo.suite.local import remove_workspace, run_unit
 from dspo.suite.plan import Unit, task_params
@@ -67,20 +72,20 @@ def select(rows: list[dict]) -> dict:
     return min(rows, key=lambda r: r["cost_mean"])
 
 
-def tuning_row(workspace: Path, task: str, algo: str, seeds: list[int]) -> dict:
-    """Mean tuning-block reward / cost over seeds, and each seed's values."""
+def block_row(workspace: Path, task: str, algo: str, seeds: list[int], block: str = "tuning") -> dict:
+    """Mean reward / cost over seeds on one evaluation block, and each seed's values."""
     per_seed = []
     for seed in seeds:
-        block = json.loads((workspace / "reports" / task / "eval" / algo / f"seed{seed}.json").read_text())["tuning"]
-        per_seed.append({"seed": seed, "reward": block["normalized_reward"], "cost": block["normalized_cost"]})
+        values = json.loads((workspace / "reports" / task / "eval" / algo / f"seed{seed}.json").read_text())[block]
+        per_seed.append({"seed": seed, "reward": values["normalized_reward"], "cost": values["normalized_cost"]})
     reward, cost = np.array([s["reward"] for s in per_seed]), np.array([s["cost"] for s in per_seed])
     return {"reward_mean": float(reward.mean()), "cost_mean": float(cost.mean()),
             "safe_seed_fraction": float(np.mean(cost <= 1.0)), "per_seed": per_seed}
 
 
-def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
-               out: Path, commit: str, cache_dir: Path, threads: int) -> dict:
-    """Run every configuration (one after another), write `out` (.json and .md) and return the result."""
+def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
+                commit: str, cache_dir: Path, threads: int, block: str, label: str) -> list[dict]:
+    """Run every configuration (one after another) through `evaluate@<algo>-<seed>`; one row each, on `block`."""
     if algo not in algorithms():
         raise ParamError(f"--algo {algo!r} is not an algorithm; valid: {', '.join(sorted(algorithms()))}")
     base = load_params(params_path)
@@ -96,12 +101,20 @@ def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: lis
         done = run_unit(repo, commit, unit, params, root, cache_dir, threads, keep=True)  # the suite's unit runner
         if done.returncode != 0:
             raise ParamError(f"configuration {config.name} failed: see {done.log}")
-        row = {"config": config.name, "overrides": config.overrides, **tuning_row(done.workspace, task, algo, seeds),
+        row = {"config": config.name, "overrides": config.overrides,
+               **block_row(done.workspace, task, algo, seeds, block),
                "seconds": round(done.seconds, 1), "stages_run": len(done.ran), "stages_restored": done.restored}
         rows.append(row)
         remove_workspace(repo, done.workspace)
-        print(f"[tune] {task} {algo} {config.name}: reward {row['reward_mean']:.3f}, cost {row['cost_mean']:.2f} "
+        print(f"[{label}] {task} {algo} {config.name}: reward {row['reward_mean']:.3f}, cost {row['cost_mean']:.2f} "
               f"({row['seconds']:.0f} s, {row['stages_run']} stages run)", flush=True)
+    return rows
+
+
+def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
+               out: Path, commit: str, cache_dir: Path, threads: int) -> dict:
+    """Run every configuration on the tuning block, write `out` (.json and .md) and return the result."""
+    rows = run_configs(repo, params_path, task, algo, configs, root, commit, cache_dir, threads, "tuning", "tune")
     chosen = select(rows)
     result = {"task": task, "algo": algo, "eval_block": "tuning", "commit": commit, "budget": len(rows),
               "rule": RULE,
@@ -110,6 +123,66 @@ def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: lis
     with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text(tuning_markdown(result))
     return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Controls: not choices, so they are read on the TEST block, beside the method as configured
+
+
+REFERENCE = "params.yaml (the method as configured)"
+
+
+def parse_controls(items: list[str]) -> list[Config]:
+    """`key=value[;key=value]` per control -> Configs, after the reference (params.yaml unchanged)."""
+    configs = [Config(REFERENCE, {})]
+    for item in items:
+        overrides = {}
+        for part in item.split(";"):
+            key, sep, value = part.partition("=")
+            if not sep or "." not in key or not value:
+                raise ParamError(f"--control {item!r}: expected section.key=value[;section.key=value]")
+            overrides[key.strip()] = yaml.safe_load(value)
+        configs.append(Config(",".join(f"{k}={json.dumps(v)}" for k, v in overrides.items()), overrides))
+    return configs
+
+
+def compare_controls(rows: list[dict]) -> list[dict]:
+    """Each row with P(reference > it) in reward over seeds (rliable's probability of improvement, CI)."""
+    ref = np.array([s["reward"] for s in rows[0]["per_seed"]])
+    out = []
+    for row in rows:
+        values = np.array([s["reward"] for s in row["per_seed"]])
+        point, lo, hi = probability_of_improvement_ci(ref, values)
+        out.append({**row, "p_reference_better": None if row is rows[0] else [point, lo, hi]})
+    return out
+
+
+def run_controls(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
+                 out: Path, commit: str, cache_dir: Path, threads: int) -> dict:
+    """Run the reference and every control on the test block; write `out` (.json and .md)."""
+    rows = compare_controls(run_configs(repo, params_path, task, algo, configs, root, commit, cache_dir, threads,
+                                        "test", "control"))
+    result = {"task": task, "algo": algo, "eval_block": "test", "commit": commit, "rows": rows}
+    write_json(result, out.with_suffix(".json"))
+    with atomic_path(out.with_suffix(".md")) as tmp:
+        tmp.write_text(controls_markdown(result))
+    return result
+
+
+def controls_markdown(result: dict) -> str:
+    lines = [f"# {result['task']} {result['algo']}: controls on the test block", "",
+             f"Commit {result['commit'][:10]}. Controls are not choices (nothing here is selected), so they are "
+             "read on the test block. P(ref > control): probability that the method as configured out-earns the "
+             "control, over learner seeds, with a 95 % bootstrap CI.", "",
+             "| configuration | reward | cost | safe seeds | P(ref > control) | per seed (reward / cost) |",
+             "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        seeds = ", ".join(f"{s['reward']:.3f} / {s['cost']:.2f}" for s in r["per_seed"])
+        p = r["p_reference_better"]
+        poi = "reference" if p is None else f"{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]"
+        lines.append(f"| {r['config']} | {r['reward_mean']:.3f} | {r['cost_mean']:.2f} | {r['safe_seed_fraction']:.2f} "
+                     f"| {poi} | {seeds} |")
+    return "\n".join(lines) + "\n"
 
 
 def tuning_markdown(result: dict) -> str:
