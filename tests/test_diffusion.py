@@ -38,7 +38,7 @@ def diffusion_params(**over):
 
 def generate_params(**over):
     params = dict(n_segments=5, guidance=1.5, sampler="ddim", sampling_steps=5, batch_size=2, return_condition=None,
-                  return_range="demos", z_condition=None, report_points=50)
+                  return_range="demos", z_condition=None, keep_fraction=None, report_points=50)
     return {**params, **over}
 
 
@@ -311,6 +311,8 @@ def test_param_errors():
         draw_conditions(GenerateConfig.from_section(generate_params()), None, 0.5, 0)
     with pytest.raises(ParamError, match="generate.return_range"):
         GenerateConfig.from_section(generate_params(return_range="all"))
+    with pytest.raises(ParamError, match="generate.keep_fraction=0: Input should be greater than 0"):
+        GenerateConfig.from_section(generate_params(keep_fraction=0))
 
 
 def test_the_condition_range_reaches_the_best_episode_labeled_safe_only_when_asked():
@@ -330,3 +332,14 @@ def test_the_condition_range_reaches_the_best_episode_labeled_safe_only_when_ask
     assert z_random.min() >= 0 and z_random.max() <= 1 and z_random.std() > 0.2
     with pytest.raises(ParamError, match="generate.z_condition"):
         GenerateConfig.from_section(generate_params(z_condition="demos"))
+
+
+def test_most_safe_keeps_the_top_fraction_in_order():
+    from dspo.learners.dspo.diffusion.sampling import most_safe
+
+    scores = np.array([0.1, 0.9, 0.5, 0.9, 0.2])
+    assert most_safe(scores, 0.4).tolist() == [1, 3]
+    assert most_safe(scores, 0.5).tolist() == [1, 2, 3]  # ceil(2.5) = 3
+    assert most_safe(scores, 1.0).tolist() == [0, 1, 2, 3, 4]
+    assert most_safe(scores, 0.01).tolist() == [1]  # at least one; ties keep the earlier
+

@@ -343,3 +343,22 @@ def test_fig4_learns_a_separable_label_on_held_out_episodes_with_both_backbones(
         res = result["backbones"][backbone]
         assert [row["step"] for row in res["curve"]] == [20, 40, 60]
         assert res["final_auroc"] > 0.8 and 0 <= res["final_accuracy"] <= 1
+
+
+def test_generated_segments_are_scored_one_by_one_like_episodes():
+    """score_segments: one z per [H, dim] sample, from its own steps only (no window crosses two segments)."""
+    from dspo.learners.dspo.discriminator import score_segments
+    from dspo.learners.dspo.safety_transformer import build_discriminator
+    from dspo.learners.normalizers import GaussianNormalizer
+
+    rng = np.random.default_rng(0)
+    n, horizon, obs_dim, act_dim = 5, 12, 8, 2
+    obs, act = rng.normal(size=(n, horizon, obs_dim)), rng.uniform(-1, 1, (n, horizon, act_dim))
+    cfg = config(context_len=8)
+    torch.manual_seed(0)
+    model = build_discriminator(cfg, obs_dim, act_dim).eval()
+    norm = GaussianNormalizer.fit(np.concatenate([obs, act], axis=2).reshape(n * horizon, -1))
+    z = score_segments(model, norm, obs, act, cfg.context_len)
+    assert z.shape == (n,) and np.unique(z).size == n and ((z > 0) & (z < 1)).all()
+    alone = [score_segments(model, norm, obs[i:i + 1], act[i:i + 1], cfg.context_len)[0] for i in range(n)]
+    np.testing.assert_allclose(z, alone, rtol=1e-5)

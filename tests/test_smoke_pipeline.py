@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from dspo.core.artifacts import read_json
-from dspo.data.schemas import DATASET, LABELED, ORACLE, read_dataset, read_frame
+from dspo.data.schemas import DATASET, GENERATED, LABELED, ORACLE, read_dataset, read_frame, read_table
 from tests.conftest import REPO
 
 TINY = {
@@ -31,7 +31,7 @@ TINY = {
              "batch_size": 8, "eval_every": 10, "log_every": 10, "holdout_demos": 1},
     "diffusion": {"horizon": 8, "dim": 8, "train_steps": 30, "batch_size": 16, "ema_start": 10, "log_every": 10,
                   "save_every": 10},
-    "generate": {"n_segments": 16, "sampling_steps": 5, "report_points": 50},
+    "generate": {"n_segments": 16, "sampling_steps": 5, "report_points": 50, "keep_fraction": 0.5},
     "fig4": {"steps": 10, "eval_every": 5},
     **{algo: {"steps": 40, "batch_size": 32, "hidden": [32, 32], "log_every": 10} for algo in ("td3bc", "iql", "dwbc")},
     "cql": {"steps": 20, "batch_size": 32, "hidden": [32, 32], "n_actions": 3, "bc_steps": 5, "log_every": 10},
@@ -102,7 +102,11 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert table2_row["seeds"] == [0, 1] and "-return" in table2_row["yardsticks"]
     assert "RGM-estimated cost" in table2_row["yardsticks"]
     gen_report = read_json(repo / "reports/BallCircle/generation/seed0.json")
-    assert gen_report["segments"] == 16 and gen_report["horizon"] == 8
+    assert gen_report["segments_sampled"] == 16 and gen_report["horizon"] == 8
+    assert gen_report["segments"] == 8 and gen_report["filtered_by"].endswith("discriminator/seed0/model.pt")
+    oracle_gen = read_json(repo / "reports/BallCircle/analysis_oracle_generation/seed0.json")
+    assert oracle_gen["segments"] == 16 and oracle_gen["filtered_by"] is None  # no scorer for the true-label chain
+    assert read_table(GENERATED, repo / "data/BallCircle/dspo/seed0/generated.parquet")[0].num_rows == 8 * 8
     results = (repo / "reports/BallCircle/results.md").read_text()
     assert all(name in results for name in ("DSPO", "TD3+BC", "IQL", "CQL", "DWBC", "RGM", "CDT-V"))
     table = read_json(repo / "reports/BallCircle/results.json")

@@ -344,6 +344,18 @@ def score_episodes(model: nn.Module, normalizer: GaussianNormalizer, data: StepD
                          "z": 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))})
 
 
+def score_segments(model: nn.Module, normalizer: GaussianNormalizer, obs: np.ndarray, action: np.ndarray,
+                   context_len: int, device: torch.device | str = "cpu") -> np.ndarray:
+    """z of each generated segment ([n, H, dim] arrays), scored like an episode (covering windows, mean logit)."""
+    n, horizon = obs.shape[:2]
+    segments = StepData(task="generated", episode_id=np.repeat(np.arange(n), horizon),
+                        step=np.tile(np.arange(horizon), n), obs=obs.reshape(n * horizon, -1),
+                        action=action.reshape(n * horizon, -1), reward=np.zeros(n * horizon),
+                        terminated=np.zeros(n * horizon, bool), truncated=np.zeros(n * horizon, bool),
+                        split=np.full(n * horizon, UNLABELED))
+    return score_episodes(model, normalizer, segments, context_len, device)["z"].to_numpy()
+
+
 def save_discriminator_checkpoint(path: str | os.PathLike, model: nn.Module, normalizer: GaussianNormalizer,
                                   cfg: DiscConfig, task: str, extra: dict | None = None) -> None:
     save_checkpoint({

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from dspo.core.config import Float, NonNegFloat, PosInt, Section
+from dspo.core.config import Float, NonNegFloat, OpenUnitFloat, PosInt, Section
 from dspo.core.errors import DataError, ParamError
 from dspo.learners.dspo.diffusion.model import TemporalUnet
 
@@ -36,7 +36,14 @@ class GenerateConfig(Section):
     # return among episodes scored at least as safe as the least safe demo (z >= min demo z), so DSPO can exceed its demos
     z_condition: Float | Literal["random"] | None  # None = the smallest z of a safe demo (App. D.1);
     # "random" = uniform in [0, 1] per segment (a control: does the safety condition matter?)
+    keep_fraction: OpenUnitFloat | None  # None = keep every segment; f = keep the f most-safe by the chain's discriminator
     report_points: PosInt  # points used for the quality report and plot
+
+
+def most_safe(scores: np.ndarray, fraction: float) -> np.ndarray:
+    """Indices (ascending) of the ceil(fraction * n) highest-scored segments, at least one; ties keep the earlier."""
+    keep = max(1, int(np.ceil(fraction * len(scores))))
+    return np.sort(np.argsort(-np.asarray(scores), kind="stable")[:keep])
 
 
 def make_scheduler(sampler: str, steps: int, beta_schedule: str, clip_denoised: float,
