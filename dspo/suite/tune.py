@@ -44,6 +44,11 @@ class Config:
     overrides: dict[str, Any]
 
 
+def config_name(overrides: dict[str, Any]) -> str:
+    """`key=json,key=json`: one name for a configuration in tuning and control tables."""
+    return ",".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
+
+
 def parse_grid(items: list[str]) -> list[Config]:
     """`section.key=v1,v2` options -> the cartesian product of their values, one Config each (values as YAML)."""
     axes = []
@@ -55,8 +60,7 @@ def parse_grid(items: list[str]) -> list[Config]:
     configs = []
     for combo in itertools.product(*axes):
         overrides = dict(combo)
-        name = ",".join(f"{k}={json.dumps(v)}" for k, v in overrides.items()) or "params.yaml"
-        configs.append(Config(name, overrides))
+        configs.append(Config(config_name(overrides) or "params.yaml", overrides))
     return configs
 
 
@@ -142,18 +146,17 @@ def parse_controls(items: list[str]) -> list[Config]:
             if not sep or "." not in key or not value:
                 raise ParamError(f"--control {item!r}: expected section.key=value[;section.key=value]")
             overrides[key.strip()] = yaml.safe_load(value)
-        configs.append(Config(",".join(f"{k}={json.dumps(v)}" for k, v in overrides.items()), overrides))
+        configs.append(Config(config_name(overrides), overrides))
     return configs
 
 
 def compare_controls(rows: list[dict]) -> list[dict]:
     """Each row with P(reference > it) in reward over seeds (rliable's probability of improvement, CI)."""
     ref = np.array([s["reward"] for s in rows[0]["per_seed"]])
-    out = []
-    for row in rows:
+    out = [{**rows[0], "p_reference_better": None}]  # no bootstrap of the reference against itself
+    for row in rows[1:]:
         values = np.array([s["reward"] for s in row["per_seed"]])
-        point, lo, hi = probability_of_improvement_ci(ref, values)
-        out.append({**row, "p_reference_better": None if row is rows[0] else [point, lo, hi]})
+        out.append({**row, "p_reference_better": list(probability_of_improvement_ci(ref, values))})
     return out
 
 
