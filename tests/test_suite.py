@@ -375,6 +375,22 @@ def test_tuning_grid_is_the_cartesian_product_and_the_rule_prefers_safe_reward()
     assert "| **c** | 0.600 | 0.90 | 0.67 |" in tuning_markdown(result)
 
 
+def test_every_key_value_option_is_checked_by_one_parser():
+    """--set, --grid and --control share one `section.key=value` check; the error names the option and the item."""
+    from dspo.suite.plan import parse_sets
+    from dspo.suite.tune import parse_controls, parse_grid
+
+    assert parse_sets(["disc.mi_weight=0.5", " generate.keep_fraction=null"]) == {
+        "disc.mi_weight": 0.5, "generate.keep_fraction": None}
+    for bad in ["mi_weight=0.5", "disc.mi_weight", "disc.mi_weight="]:
+        with pytest.raises(ParamError, match=r"--set .*expected section.key=value"):
+            parse_sets([bad])
+        with pytest.raises(ParamError, match=r"--grid .*expected section.key=value1"):
+            parse_grid([bad])
+        with pytest.raises(ParamError, match=r"--control .*expected section.key=value"):
+            parse_controls(["generate.guidance=0;" + bad])
+
+
 def test_controls_run_beside_the_reference_and_compare_over_seeds():
     """Controls are read on the test block next to params.yaml, with P(reference > control) over seeds."""
     import numpy as np

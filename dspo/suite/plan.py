@@ -75,13 +75,20 @@ def task_params(params: dict, task: str, overrides: dict[str, Any]) -> dict:
     return out
 
 
+def split_assignment(text: str, option: str, item: str, expected: str) -> tuple[str, str]:
+    """`section.key=raw` -> (key, raw); the one check behind --set, --grid and --control (the error names the option)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or "." not in key or not raw:
+        raise ParamError(f"{option} {item!r}: expected {expected}")
+    return key, raw
+
+
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
     """`--set section.key=value` options -> {"section.key": value} (values parsed as YAML: numbers, lists, null)."""
     out = {}
     for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or "." not in key:
-            raise ParamError(f"--set {item!r}: expected section.key=value")
+        key, value = split_assignment(item, "--set", item, "section.key=value")
         out[key] = yaml.safe_load(value)
     return out
 

@@ -33,7 +33,7 @@ from dspo.core.errors import ParamError
 from dspo.evaluation.stats import probability_of_improvement_ci
 from dspo.learners.registry import algorithms
 from dspo.suite.local import remove_workspace, run_unit
-from dspo.suite.plan import Unit, task_params
+from dspo.suite.plan import Unit, split_assignment, task_params
 
 BASELINE_ALGOS_KEY = "evaluated_baselines"
 
@@ -53,9 +53,7 @@ def parse_grid(items: list[str]) -> list[Config]:
     """`section.key=v1,v2` options -> the cartesian product of their values, one Config each (values as YAML)."""
     axes = []
     for item in items:
-        key, sep, values = item.partition("=")
-        if not sep or "." not in key or not values:
-            raise ParamError(f"--grid {item!r}: expected section.key=value1,value2,...")
+        key, values = split_assignment(item, "--grid", item, "section.key=value1,value2,...")
         axes.append([(key, yaml.safe_load(v)) for v in values.split(",")])
     configs = []
     for combo in itertools.product(*axes):
@@ -142,10 +140,8 @@ def parse_controls(items: list[str]) -> list[Config]:
     for item in items:
         overrides = {}
         for part in item.split(";"):
-            key, sep, value = part.partition("=")
-            if not sep or "." not in key or not value:
-                raise ParamError(f"--control {item!r}: expected section.key=value[;section.key=value]")
-            overrides[key.strip()] = yaml.safe_load(value)
+            key, value = split_assignment(part, "--control", item, "section.key=value[;section.key=value]")
+            overrides[key] = yaml.safe_load(value)
         configs.append(Config(config_name(overrides), overrides))
     return configs
 
