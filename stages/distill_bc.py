@@ -1,7 +1,8 @@
 """Stage distill_bc: the BC trainer on D^S ∪ D^G (paper §4.2), D^G drawn with share `distill.generated_share`.
 
 With `distill.source: unlabeled | labeled_safe` (controls) real D^U pairs -- all of them, or those of the
-episodes the chain's labels call safe -- take D^G's place at the same share."""
+episodes the chain's labels call safe -- take D^G's place at the same share. `distill.labeled_share`
+adds the labeled-safe episodes beside D^G (a lever of the method)."""
 from pathlib import Path
 
 import numpy as np
@@ -49,17 +50,24 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     elif distill.source == "labeled_safe":  # the control: the D^U episodes the labels call safe
         chosen = data.select(np.isin(data.episode_id, labeled_safe_episodes(read_frame(LABELED, labels), str(labels))))
         gen_obs, gen_act = chosen.obs, chosen.action
-    obs = np.concatenate([demos.obs, gen_obs])
-    act = np.concatenate([demos.action, gen_act])
+    lab_obs, lab_act = demos.obs[:0], demos.action[:0]
+    if distill.labeled_share > 0:  # the lever: labeled-safe real episodes beside D^G
+        chosen = data.select(np.isin(data.episode_id, labeled_safe_episodes(read_frame(LABELED, labels), str(labels))))
+        lab_obs, lab_act = chosen.obs, chosen.action
+    obs = np.concatenate([demos.obs, gen_obs, lab_obs])
+    act = np.concatenate([demos.action, gen_act, lab_act])
     seed_everything(seed)
+    weights = mixture_weights(len(demos.obs), len(gen_obs), share, len(lab_obs), distill.labeled_share)
     policy, curve = train_bc(obs, act, spec.act_low, spec.act_high, cfg, resolve_device(device),
-                             weights=mixture_weights(len(demos.obs), len(gen_obs), share), desc=algo)
+                             weights=weights, desc=algo)
     out = dirs["models"] / algo / seed_dir(seed) / "policy.pt"
     save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "demo_pairs": int(len(demos.obs)),
                                              "generated_pairs": int(len(gen_obs)), "generated_share": share,
-                                             "source": distill.source}), out)
+                                             "source": distill.source, "labeled_pairs": int(len(lab_obs)),
+                                             "labeled_share": distill.labeled_share}), out)
     write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
-    typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} {distill.source} pairs (share {share}), final MSE "
+    typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} {distill.source} pairs (share {share}) + "
+               f"{len(lab_obs)} labeled-safe pairs (share {distill.labeled_share}), final MSE "
                f"{curve['mse'].iloc[-1]:.4f} -> {out}")
 
 

@@ -84,3 +84,24 @@ def test_distill_mixture_weights_hold_the_share_or_the_plain_union():
     assert mixture_weights(10, 0, 0.0)[:10].sum() == pytest.approx(1.0)
     with pytest.raises(DataError, match="generated table is empty"):
         mixture_weights(10, 0, None)
+    three = mixture_weights(10, 990, 0.25, 40, 0.25)  # demos | generated | labeled safe
+    assert len(three) == 1040 and three.sum() == pytest.approx(1.0)
+    assert [three[:10].sum(), three[10:1000].sum(), three[1000:].sum()] == pytest.approx([0.5, 0.25, 0.25])
+    with pytest.raises(DataError, match="no unlabeled episode is labeled safe"):
+        mixture_weights(10, 990, 0.25, 0, 0.25)
+
+
+def test_distill_shares_that_cannot_be_drawn_are_refused():
+    """labeled_share needs a numeric generated_share, must leave room for the demos, and is not the control too."""
+    from dspo.core.config import load_params
+    from dspo.core.errors import ParamError
+    from dspo.learners.dspo.distill import DistillConfig
+    from tests.conftest import REPO
+
+    params = load_params(REPO / "params.yaml")
+    assert DistillConfig.from_params(params).labeled_share == 0  # the paper's D^S u D^G by default
+    for over, message in [({"labeled_share": 0.25, "generated_share": None}, "needs a number"),
+                          ({"labeled_share": 0.8}, "leaves no share for the demos"),
+                          ({"labeled_share": 0.25, "source": "labeled_safe"}, "same episodes twice")]:
+        with pytest.raises(ParamError, match=message):
+            DistillConfig.from_params({**params, "distill": {**params["distill"], **over}})

@@ -9,6 +9,10 @@ rest from the safe demos D^S (per-pair sampling weights, so the mix holds whatev
 `labeled_safe` the real D^U episodes the chain's labels call safe (z >= the smallest demo z, the same
 threshold the generation conditions on) -- the discriminator's labels as a filter for BC, no diffusion:
 does generation beat using the labels directly?
+
+`distill.labeled_share` (a lever of the method, not a control) adds those labeled-safe D^U episodes
+*beside* D^G: a further fraction of each batch, the rest staying on D^S. The chain's labels then reach the
+policy twice, through the generation's condition and as a filter on real data.
 """
 from __future__ import annotations
 
@@ -16,9 +20,10 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import model_validator
 
 from dspo.core.config import Section, UnitFloat
-from dspo.core.errors import DataError
+from dspo.core.errors import DataError, ParamError
 from dspo.data.schemas import SAFE_DEMO
 from dspo.learners.bc import BCConfig
 from dspo.learners.contract import ANALYSIS, METHOD, Algorithm
@@ -30,6 +35,23 @@ class DistillConfig(Section):
     section: ClassVar[str] = "distill"
     generated_share: UnitFloat | None  # fraction of each BC batch drawn from D^G; None = plain union D^S u D^G
     source: Literal["generated", "unlabeled", "labeled_safe"]  # what fills that share (module docstring)
+    labeled_share: UnitFloat  # fraction of each batch from the D^U episodes labeled safe, beside D^G (0 = off)
+
+    @model_validator(mode="after")
+    def _shares_leave_room_for_demos(self) -> "DistillConfig":
+        """Refuse mixes that cannot be drawn: the shares must leave room for D^S, and add to something defined."""
+        if self.labeled_share == 0:
+            return self
+        if self.generated_share is None:
+            raise ParamError("distill.labeled_share > 0 needs a number for distill.generated_share (null is the "
+                             "plain union of D^S and D^G, which leaves no share to give); set both, e.g. 0.25 and 0.25")
+        if self.generated_share + self.labeled_share >= 1:
+            raise ParamError(f"distill.generated_share + distill.labeled_share = "
+                             f"{self.generated_share + self.labeled_share:g} leaves no share for the demos; keep it < 1")
+        if self.source == "labeled_safe":
+            raise ParamError("distill.labeled_share > 0 with distill.source=labeled_safe draws the same episodes twice; "
+                             "set one of them")
+        return self
 
 
 def labeled_safe_episodes(labeled: pd.DataFrame, source: str = "labels") -> np.ndarray:
@@ -44,15 +66,20 @@ def labeled_safe_episodes(labeled: pd.DataFrame, source: str = "labels") -> np.n
     return chosen
 
 
-def mixture_weights(n_demo: int, n_generated: int, generated_share: float | None) -> np.ndarray:
-    """Per-pair sampling weights so that a fraction `generated_share` of each batch is generated (None: uniform)."""
+def mixture_weights(n_demo: int, n_generated: int, generated_share: float | None,
+                    n_labeled: int = 0, labeled_share: float = 0.0) -> np.ndarray:
+    """Per-pair sampling weights, pairs ordered demos | generated | labeled safe: a fraction `generated_share` of
+    each batch is generated (None: uniform over demos and generated), `labeled_share` labeled safe, the rest demos."""
     if n_generated == 0 and (generated_share is None or generated_share > 0):
         raise DataError("distill.generated_share is not 0 but the generated table is empty")
+    if n_labeled == 0 and labeled_share > 0:
+        raise DataError("distill.labeled_share is not 0 but no unlabeled episode is labeled safe")
     if generated_share is None:
         return np.full(n_demo + n_generated, 1.0 / (n_demo + n_generated))
-    demo_w = (1.0 - generated_share) / max(n_demo, 1)
+    demo_w = (1.0 - generated_share - labeled_share) / max(n_demo, 1)
     gen_w = generated_share / max(n_generated, 1)
-    return np.concatenate([np.full(n_demo, demo_w), np.full(n_generated, gen_w)])
+    lab_w = labeled_share / max(n_labeled, 1)
+    return np.concatenate([np.full(n_demo, demo_w), np.full(n_generated, gen_w), np.full(n_labeled, lab_w)])
 
 
 ALGORITHMS = (
