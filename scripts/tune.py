@@ -8,7 +8,7 @@
 
 Each configuration runs `dvc repro evaluate@<algo>-<seed>` for every seed in a worktree of HEAD
 sharing the DVC cache (unchanged stages are restored), and only the tuning block is read. Writes
-reports/tuning/<task>/<algo>.{json,md}: every configuration per seed, the rule, the chosen one and
+reports/tuning/<task>/<algo>--<knobs>.{json,md}: every configuration per seed, the rule, the chosen one and
 the budget (number of configurations), so methods and baselines can be given the same budget.
 
 With `--control` (repeatable; `key=value;key=value` for one control of several overrides) nothing is
@@ -24,7 +24,7 @@ import typer
 from dspo.core.cli import stage
 from dspo.suite.run import cache_dir_of, check_clean
 from dspo.core.errors import ParamError
-from dspo.suite.tune import parse_controls, parse_grid, run_controls, run_tuning
+from dspo.suite.tune import parse_controls, parse_grid, run_controls, run_tuning, tuning_stem
 
 REPO = Path(__file__).resolve().parents[1]
 app = typer.Typer(add_completion=False)
@@ -39,7 +39,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
                                                      "the test block beside params.yaml (not with --grid)"),
          params: Path = typer.Option(REPO / "params.yaml", help="base params file"),
          workdir: Path = typer.Option(REPO / ".suite" / "tune", help="worktrees and logs (git- and dvc-ignored)"),
-         out_dir: Path = typer.Option(REPO / "reports" / "tuning", help="where <task>/<algo>.{json,md} go"),
+         out_dir: Path = typer.Option(REPO / "reports" / "tuning", help="where <task>/<algo>--<knobs>.{json,md} go"),
          threads: int = typer.Option(os.cpu_count() or 1, help="threads of each configuration's stages")) -> None:
     if control:
         if grid:
@@ -51,7 +51,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
             typer.echo(f"{row['config']}: reward {row['reward_mean']:.3f}, cost {row['cost_mean']:.2f}")
         return
     configs = parse_grid(grid or [])
-    result = run_tuning(REPO, params, task, algo, configs, workdir.resolve(), out_dir / task / algo,
+    result = run_tuning(REPO, params, task, algo, configs, workdir.resolve(), out_dir / task / tuning_stem(algo, configs),
                         check_clean(REPO), cache_dir_of(REPO), threads)
     typer.echo(f"chosen on the tuning block ({result['budget']} configurations): {result['chosen']}")
 

@@ -355,13 +355,15 @@ def test_stages_in_log_reads_what_dvc_computed_and_what_it_restored():
 
 def test_tuning_grid_is_the_cartesian_product_and_the_rule_prefers_safe_reward():
     """One rule for every algorithm: best mean tuning reward among safe configs, else the lowest cost."""
-    from dspo.suite.tune import parse_grid, select, tuning_markdown
+    from dspo.suite.tune import parse_grid, select, tuning_markdown, tuning_stem
 
     configs = parse_grid(["distill.generated_share=0.25,null", "generate.guidance=1.0,1.5"])
     assert [c.overrides for c in configs] == [
         {"distill.generated_share": 0.25, "generate.guidance": 1.0}, {"distill.generated_share": 0.25, "generate.guidance": 1.5},
         {"distill.generated_share": None, "generate.guidance": 1.0}, {"distill.generated_share": None, "generate.guidance": 1.5}]
     assert parse_grid([])[0].overrides == {}
+    assert tuning_stem("dspo", configs) == "dspo--distill.generated_share+generate.guidance"  # one report per grid
+    assert tuning_stem("bc_safe", parse_grid([])) == "bc_safe"
     with pytest.raises(ParamError, match="expected section.key=value1,value2"):
         parse_grid(["guidance=1"])
     rows = [{"config": "a", "reward_mean": 0.9, "cost_mean": 1.4, "safe_seed_fraction": 0.0},

@@ -62,6 +62,12 @@ def parse_grid(items: list[str]) -> list[Config]:
     return configs
 
 
+def tuning_stem(algo: str, configs: list[Config]) -> str:
+    """`<algo>--<key>+<key>`: one report per grid of knobs, so a later grid never overwrites an earlier one."""
+    keys = list(dict.fromkeys(k for c in configs for k in c.overrides))
+    return f"{algo}--{'+'.join(keys)}" if keys else algo
+
+
 RULE = ("highest mean tuning reward among configs safe on every seed (cost <= 1), else among configs safe on "
         "average, else the lowest mean cost")
 
