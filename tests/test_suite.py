@@ -433,6 +433,20 @@ def test_tuning_refuses_unknown_algorithms_and_keys_before_any_run(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+def test_the_analyses_figures_are_copied_out_of_the_units_workspace(tmp_path):
+    """fig4 lives only in the analyses unit's workspace: the suite copies it under reports/suite/<task>/."""
+    from dspo.suite.run import copy_analysis_reports
+
+    src = tmp_path / "ws" / "reports" / "T"
+    (src / "fig4").mkdir(parents=True)
+    (src / "fig4" / "fig4.json").write_text("{}")
+    (src / "train").mkdir()
+    copied = copy_analysis_reports(src, tmp_path / "out" / "T")
+    assert copied == [tmp_path / "out" / "T" / "fig4"] and (tmp_path / "out/T/fig4/fig4.json").read_text() == "{}"
+    assert not (tmp_path / "out/T/train").exists()
+    assert copy_analysis_reports(tmp_path / "missing", tmp_path / "out2") == []
+
+
 def test_only_keeps_the_asked_unit_kinds_and_drops_waits_on_the_others():
     """`--only data` fetches datasets alone; `--only learner` units no longer wait on a data unit that is not run."""
     from dspo.suite.run import only_kinds

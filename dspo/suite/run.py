@@ -26,6 +26,9 @@ from dspo.suite.tables import write_suite_tables
 
 REPORT_FILES = ("results.json", "results.md", "results.png", "tuning.json", "tuning.md", "labeling.json",
                 "labeling.md", "dataset.json", "dataset.png")
+# the analyses unit's figures: uncached outputs (cache: false), so DVC's run-cache cannot restore them later --
+# the suite copies them from the unit's workspace before removing it (local executor)
+ANALYSIS_DIRS = ("fig4",)
 TRACKED_INPUTS = ("dspo", "stages", "dvc.yaml", "params.yaml")
 EXECUTORS = ("local", "ray")
 
@@ -112,6 +115,16 @@ def only_kinds(units: list[Unit], kinds: list[str]) -> list[Unit]:
     return [Unit(u.task, u.name, u.targets, after=tuple(a for a in u.after if (u.task, a) in names)) for u in kept]
 
 
+def copy_analysis_reports(src: Path, dest: Path) -> list[Path]:
+    """Copy a task's analysis figures (ANALYSIS_DIRS under reports/<task>/) out of a unit's workspace."""
+    copied = []
+    for name in ANALYSIS_DIRS:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dest / name, dirs_exist_ok=True)
+            copied.append(dest / name)
+    return copied
+
+
 def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: list[str] | None = None,
               jobs: int | None = None, cores: int | None = None, executor: str = "local",
               address: str = "local", git_url: str | None = None, remote_url: str | None = None,
@@ -150,7 +163,13 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
     start = time.perf_counter()
     reports = {u.key for u in units if u.name == "report"}
     if executor == "local":
-        results = run_units(repo, commit, units, per_task, root, cache, jobs, threads, keep=reports)
+        analyses = {u.key for u in units if u.name == "analyses"}
+        results = run_units(repo, commit, units, per_task, root, cache, jobs, threads, keep=reports | analyses)
+        for r in results:
+            if r.unit.key in analyses:
+                if r.returncode == 0:
+                    copy_analysis_reports(r.workspace / "reports" / r.unit.task, out_dir / r.unit.task)
+                    remove_workspace(repo, r.workspace)
     elif executor == "ray":
         from dspo.suite.ray_exec import run_units_ray
 
