@@ -31,7 +31,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     spec = get_task(task)
     all_params = load_params(params)
-    cfg = BCConfig.from_params(all_params, source=params)
+    cfg = BCConfig.from_params(all_params, source=params).for_algo(algo)
     distill = DistillConfig.from_params(all_params, source=params)
     share = distill.generated_share
     dirs = task_dirs(task)
@@ -64,7 +64,8 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "demo_pairs": int(len(demos.obs)),
                                              "generated_pairs": int(len(gen_obs)), "generated_share": share,
                                              "source": distill.source, "labeled_pairs": int(len(lab_obs)),
-                                             "labeled_share": distill.labeled_share}), out)
+                                             "labeled_share": distill.labeled_share,
+                                             "trainer": cfg.model_dump(exclude={"per_algo"})}), out)
     write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} {distill.source} pairs (share {share}) + "
                f"{len(lab_obs)} labeled-safe pairs (share {distill.labeled_share}), final MSE "

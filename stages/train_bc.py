@@ -25,7 +25,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     if algo not in SPLITS:
         raise ParamError(f"unknown BC variant {algo!r}; valid: {sorted(SPLITS)}")
     spec = get_task(task)
-    cfg = read_section(BCConfig, params)
+    cfg = read_section(BCConfig, params).for_algo(algo)
     dirs = task_dirs(task)
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
     if SPLITS[algo] is not None:
@@ -33,7 +33,8 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     seed_everything(seed)
     policy, curve = train_bc(data.obs, data.action, spec.act_low, spec.act_high, cfg, resolve_device(device), desc=algo)
     out = dirs["models"] / algo / seed_dir(seed) / "policy.pt"
-    save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "train_pairs": int(len(data.obs))}), out)
+    save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "train_pairs": int(len(data.obs)),
+                                             "trainer": cfg.model_dump(exclude={"per_algo"})}), out)
     write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     typer.echo(f"{algo}: {len(data.obs)} pairs from {len(np.unique(data.episode_id))} episodes, "
                f"final MSE {curve['mse'].iloc[-1]:.4f} -> {out}")

@@ -10,7 +10,7 @@ from dspo.evaluation.evaluate import evaluate_policy
 from dspo.evaluation.policies import policy_act_fn
 from dspo.learners.bc import BCConfig, train_bc
 
-CFG = BCConfig(steps=400, batch_size=128, lr=3e-3, weight_decay=0.0, hidden=[64, 64], log_every=50)
+CFG = BCConfig(steps=400, batch_size=128, lr=3e-3, weight_decay=0.0, hidden=[64, 64], log_every=50, per_algo={})
 
 
 def test_bc_learns_a_known_mapping_within_bounds():
@@ -70,6 +70,20 @@ def test_evaluate_policy_in_the_real_simulator():
     assert metrics["safe"] == (metrics["normalized_cost"] <= 1)
     again, _ = evaluate_policy(spec, zero, eval_seeds("tuning", 3), n_envs=1)
     np.testing.assert_allclose(table["reward"], again["reward"], rtol=1e-5)  # batching does not change results
+
+
+def test_each_algorithm_can_have_its_own_bc_settings():
+    """bc.per_algo.<algo> overrides the shared trainer settings for that algorithm only; unknown names are refused."""
+    base = {"steps": 20000, "batch_size": 256, "lr": 1e-3, "weight_decay": 1e-4, "hidden": [256, 256], "log_every": 200}
+    cfg = BCConfig.from_section({**base, "per_algo": {"bc_safe": {"steps": 5000, "weight_decay": 0.001}}})
+    assert (cfg.for_algo("bc_safe").steps, cfg.for_algo("bc_safe").weight_decay) == (5000, 0.001)
+    assert cfg.for_algo("bc_safe").lr == 1e-3 and cfg.for_algo("dspo") == cfg and cfg.for_algo("bc_all").steps == 20000
+    with pytest.raises(ParamError, match="not trained by BC"):
+        BCConfig.from_section({**base, "per_algo": {"td3bc": {"steps": 5}}})
+    with pytest.raises(ParamError, match="steps"):
+        BCConfig.from_section({**base, "per_algo": {"bc_safe": {"steps": 0}}})
+    with pytest.raises(ParamError, match="unknown key|extra"):
+        BCConfig.from_section({**base, "per_algo": {"bc_safe": {"step": 5}}})
 
 
 def test_distill_mixture_weights_hold_the_share_or_the_plain_union():

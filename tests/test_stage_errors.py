@@ -25,6 +25,7 @@ def workdir(tmp_path, synthetic_dataset):
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["bc"]["steps"] = 20
+    params["bc"]["per_algo"] = {"bc_safe": {"steps": 30}}  # an algorithm's own settings (checked below)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
@@ -37,7 +38,12 @@ def test_unknown_task(workdir):
 def test_bc_trains_on_valid_synthetic_data(workdir):
     rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_safe", "--seed", "0")
     assert rc == 0, err
-    assert (workdir / "models" / "BallCircle" / "bc_safe" / "seed0" / "policy.pt").exists()
+    ckpt = torch.load(workdir / "models" / "BallCircle" / "bc_safe" / "seed0" / "policy.pt", weights_only=False)
+    assert ckpt["trainer"]["steps"] == 30  # bc.per_algo.bc_safe on top of bc.steps (20)
+    rc, err = run_stage(workdir, "train_bc.py", "--task", "BallCircle", "--algo", "bc_all", "--seed", "0")
+    assert rc == 0, err
+    ckpt = torch.load(workdir / "models" / "BallCircle" / "bc_all" / "seed0" / "policy.pt", weights_only=False)
+    assert ckpt["trainer"]["steps"] == 20
 
 
 def test_cost_carrying_dataset_refused(workdir, synthetic_dataset):

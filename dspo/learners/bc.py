@@ -7,11 +7,12 @@ proportion to those weights, on whole tensors (no per-sample Python loop).
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from dspo.core.config import NonNegFloat, PosFloat, PosInt, Section, Widths
 from dspo.core.errors import DataError
@@ -21,8 +22,26 @@ from dspo.learners.nets import DeterministicPolicy
 from dspo.learners.normalizers import BoundsNormalizer, GaussianNormalizer
 
 
+class BCOverrides(BaseModel):
+    """Trainer settings one algorithm tunes for itself (`bc.per_algo.<algo>`); unset keys keep `bc.*`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    steps: Optional[PosInt] = None
+    batch_size: Optional[PosInt] = None
+    lr: Optional[PosFloat] = None
+    weight_decay: Optional[NonNegFloat] = None
+    hidden: Optional[Widths] = None
+
+
+# the algorithms trained by this learner: BC-All, BC-Safe (train_bc) and DSPO's distillations (distill_bc)
+BC_TRAINED = ("bc_all", "bc_safe", "dspo", "analysis_oracle_dspo")
+
+
 class BCConfig(Section):
-    """params.yaml `bc`: the BC trainer (BC-All, BC-Safe and distill_bc share it)."""
+    """params.yaml `bc`: the BC trainer (BC-All, BC-Safe and distill_bc share it).
+
+    `per_algo` gives each of them its own tuned settings, so every algorithm is tuned on the tuning block
+    with the same budget without moving the others (a shared knob would tie BC-Safe's choice to DSPO's)."""
 
     section: ClassVar[str] = "bc"
     steps: PosInt
@@ -31,6 +50,22 @@ class BCConfig(Section):
     weight_decay: NonNegFloat
     hidden: Widths
     log_every: PosInt
+    per_algo: dict[str, BCOverrides]
+
+    @field_validator("per_algo")
+    @classmethod
+    def _known_algorithms(cls, value: dict) -> dict:
+        unknown = sorted(set(value) - set(BC_TRAINED))
+        if unknown:
+            raise ValueError(f"{unknown} are not trained by BC; valid: {', '.join(BC_TRAINED)}")
+        return value
+
+    def for_algo(self, algo: str) -> "BCConfig":
+        """These settings with `per_algo[algo]` on top (the trainer settings that algorithm was tuned to)."""
+        own = self.per_algo.get(algo)
+        if own is None:
+            return self
+        return self.model_copy(update=own.model_dump(exclude_none=True))
 
 
 class BC:
