@@ -68,6 +68,16 @@ def test_task_params_apply_overrides_and_refuse_unknown_keys():
         task_params(PARAMS, "CarRun", {"behavior.env_step": 5})
 
 
+def test_task_params_add_entries_only_beneath_per_algo_mappings():
+    out = task_params(PARAMS, "BallCircle", {"bc.per_algo.dspo.steps": 5000, "bc.per_algo.bc_all": {"lr": 0.01}})
+    assert out["bc"]["per_algo"]["dspo"] == {"steps": 5000} and out["bc"]["per_algo"]["bc_all"] == {"lr": 0.01}
+    assert out["bc"]["per_algo"]["bc_safe"] == PARAMS["bc"]["per_algo"]["bc_safe"]  # other entries kept
+    assert "dspo" not in PARAMS["bc"]["per_algo"]
+    for bad in ("bc.per_algoo.dspo.steps", "bc.nonsense.dspo", "disc.steps.x"):
+        with pytest.raises(ParamError, match="is not a params key"):
+            task_params(PARAMS, "BallCircle", {bad: 1})
+
+
 def test_suite_config_refuses_unknown_tasks_and_stray_overrides():
     base = dict(PARAMS["suite"])
     with pytest.raises(ParamError, match="unknown task 'BallSquare'"):
@@ -430,6 +440,10 @@ def test_tuning_refuses_unknown_algorithms_and_keys_before_any_run(tmp_path):
         go("ppo", [])
     with pytest.raises(ParamError, match="'generate.nonsense' is not a params key"):
         go("dspo", ["generate.nonsense=1"])
+    with pytest.raises(ParamError, match="not trained by BC"):  # an added bc.per_algo entry is checked up front
+        go("dspo", ["bc.per_algo.td3bc.steps=5"])
+    with pytest.raises(ParamError, match="stepz"):
+        go("dspo", ["bc.per_algo.dspo.stepz=5"])
     assert not (tmp_path / "w").exists()
 
 

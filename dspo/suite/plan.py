@@ -59,17 +59,28 @@ class Unit:
         return f"{self.task}/{self.name}"
 
 
+# mappings keyed by algorithm name: an override may add an entry (`bc.per_algo.dspo.steps`), which the
+# section's config model then checks (`BCConfig` refuses names BC does not train and unknown keys)
+OPEN_MAPPINGS = ("per_algo",)
+
+
 def task_params(params: dict, task: str, overrides: dict[str, Any]) -> dict:
-    """A copy of `params` with `task` set and dotted `overrides` applied (each key must already exist)."""
+    """A copy of `params` with `task` set and dotted `overrides` applied.
+
+    Each key must already exist, except beneath an open mapping (OPEN_MAPPINGS), where entries are added."""
     out = yaml.safe_load(yaml.safe_dump(params))
     out["task"] = task
     for dotted, value in overrides.items():
         node, keys = out, dotted.split(".")
-        for k in keys[:-1]:
+        for depth, k in enumerate(keys[:-1]):
+            open_parent = depth > 0 and keys[depth - 1] in OPEN_MAPPINGS
+            if open_parent and k not in node:
+                node[k] = {}
             if not isinstance(node.get(k), dict):
                 raise ParamError(f"suite.overrides.{task}: {dotted!r} is not a params key")
             node = node[k]
-        if keys[-1] not in node:
+        if keys[-1] not in node and not (len(keys) > 1 and keys[-2] in OPEN_MAPPINGS or
+                                         len(keys) > 2 and keys[-3] in OPEN_MAPPINGS):
             raise ParamError(f"suite.overrides.{task}: {dotted!r} is not a params key")
         node[keys[-1]] = value
     return out

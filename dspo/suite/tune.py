@@ -31,6 +31,7 @@ from dspo.core.artifacts import atomic_path, write_json
 from dspo.core.config import load_params
 from dspo.core.errors import ParamError
 from dspo.evaluation.stats import probability_of_improvement_ci
+from dspo.learners.bc import BCConfig
 from dspo.learners.registry import algorithms
 from dspo.suite.local import remove_workspace, run_unit
 from dspo.suite.plan import Unit, split_assignment, task_params
@@ -102,6 +103,8 @@ def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: li
     if seed_key == "learner" and algo not in base["algorithms"]["evaluated"]:
         raise ParamError(f"--algo {algo!r} is not evaluated by the pipeline (algorithms.evaluated)")
     per_config = [task_params(base, task, c.overrides) for c in configs]  # refuse unknown keys before any run
+    for c, p in zip(configs, per_config):  # an entry added under bc.per_algo is checked here, not in a stage
+        BCConfig.from_params(p, source=f"configuration {c.name}")
     rows = []
     for i, (config, params) in enumerate(zip(configs, per_config)):
         seeds = list(params["seeds"][seed_key])
