@@ -387,6 +387,17 @@ def test_tuning_grid_is_the_cartesian_product_and_the_rule_prefers_safe_reward()
     assert "| **c** | 0.600 | 0.90 | 0.67 |" in tuning_markdown(result)
 
 
+
+def test_tuning_reports_keep_every_dotted_key_of_their_stem(tmp_path):
+    """Path.with_suffix would cut `bc.steps+bc.weight_decay` at its last dot: two grids would share a report."""
+    from dspo.suite.tune import parse_grid, tuning_stem, write_report
+
+    stem = tuning_stem("bc_safe", parse_grid(["bc.steps=1,2", "bc.weight_decay=0.1,0.2"]))
+    paths = write_report({"rows": []}, tmp_path / stem, "# report\n")
+    assert [p.name for p in paths] == ["bc_safe--bc.steps+bc.weight_decay.json", "bc_safe--bc.steps+bc.weight_decay.md"]
+    assert json.loads(paths[0].read_text()) == {"rows": []} and paths[1].read_text() == "# report\n"
+
+
 def test_every_key_value_option_is_checked_by_one_parser():
     """--set, --grid and --control share one `section.key=value` check; the error names the option and the item."""
     from dspo.suite.plan import parse_sets

@@ -69,6 +69,15 @@ def tuning_stem(algo: str, configs: list[Config]) -> str:
     return f"{algo}--{'+'.join(keys)}" if keys else algo
 
 
+def write_report(result: dict, out: Path, markdown: str) -> tuple[Path, Path]:
+    """`out`.json and `out`.md; the suffixes are appended, since a stem holds dotted keys (`bc.steps+bc.lr`)."""
+    paths = out.parent / f"{out.name}.json", out.parent / f"{out.name}.md"
+    write_json(result, paths[0])
+    with atomic_path(paths[1]) as tmp:
+        tmp.write_text(markdown)
+    return paths
+
+
 RULE = ("highest mean tuning reward among configs safe on every seed (cost <= 1), else among configs safe on "
         "average, else the lowest mean cost")
 
@@ -130,9 +139,7 @@ def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: lis
     result = {"task": task, "algo": algo, "eval_block": "tuning", "commit": commit, "budget": len(rows),
               "rule": RULE,
               "chosen": chosen["config"], "rows": rows}
-    write_json(result, out.with_suffix(".json"))
-    with atomic_path(out.with_suffix(".md")) as tmp:
-        tmp.write_text(tuning_markdown(result))
+    write_report(result, out, tuning_markdown(result))
     return result
 
 
@@ -171,9 +178,7 @@ def run_controls(repo: Path, params_path: Path, task: str, algo: str, configs: l
     rows = compare_controls(run_configs(repo, params_path, task, algo, configs, root, commit, cache_dir, threads,
                                         "test", "control"))
     result = {"task": task, "algo": algo, "eval_block": "test", "commit": commit, "rows": rows}
-    write_json(result, out.with_suffix(".json"))
-    with atomic_path(out.with_suffix(".md")) as tmp:
-        tmp.write_text(controls_markdown(result))
+    write_report(result, out, controls_markdown(result))
     return result
 
 
