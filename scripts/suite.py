@@ -16,7 +16,7 @@ from typing import List, Optional
 import typer
 
 from dspo.core.cli import stage
-from dspo.suite.run import run_suite
+from dspo.suite.run import rewrite_tables, run_suite
 
 REPO = Path(__file__).resolve().parents[1]
 app = typer.Typer(add_completion=False)
@@ -38,7 +38,13 @@ def main(task: Optional[List[str]] = typer.Option(None, help="run only these sui
          gpus_per_job: float = typer.Option(0.0, help="ray: GPUs each unit asks for (stages use them: device auto)"),
          retries: int = typer.Option(2, help="ray: retries of a failed unit"),
          only: Optional[List[str]] = typer.Option(None, help="run only these unit kinds: data, learner, baseline, "
-                                                             "analyses, report (e.g. --only data)")) -> None:
+                                                             "analyses, report (e.g. --only data)"),
+         tables_only: bool = typer.Option(False, help="rewrite Tables 1-2 and the figure from the reports under "
+                                                      "--out-dir; runs nothing")) -> None:
+    if tables_only:
+        covered = rewrite_tables(REPO, params, out_dir)
+        typer.echo(f"suite tables rewritten for {', '.join(covered)} -> {out_dir}")
+        return
     summary = run_suite(REPO, params, out_dir, workdir, tasks=task or None, jobs=jobs, cores=cores,
                         executor=executor, address=address, git_url=git_remote, remote_url=dvc_remote,
                         gpus_per_job=gpus_per_job, retries=retries, only=only or None)

@@ -125,11 +125,32 @@ def test_suite_tables_follow_the_contract(tmp_path):
     assert [r["task"] for r in t2_rows] == ["BallCircle", "CarRun"]
     assert {"auroc", "auroc_within_agent", "f1", "pearson_return", "yardsticks"} <= set(t2_rows[0])
     md = table1_markdown(t1)
-    line = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| ")}
+    line = {}
+    for ln in md.splitlines():  # the first table's rows (the tuning-budget table repeats the names)
+        if ln.startswith("| "):
+            line.setdefault(ln.split("|")[1].strip(), ln)
     assert "**0.650" in line["dspo"]  # best safe on BallCircle
     assert "2.00 ✗" in line["dspo"] and "**0.450" in line["bc_safe"]  # CarRun: DSPO unsafe, BC-Safe best safe
     assert "**" not in line["analysis_oracle_dspo (analysis)"]  # an analysis is never bold
     assert (out / "figure.png").stat().st_size > 5000 and (out / "table2.md").exists()
+
+
+def test_table1_counts_each_algorithms_tuning_configurations(tmp_path):
+    """The budget a reader compares: the sum over an algorithm's grid reports, 1 without one, per task."""
+    dirs = {"BallCircle": fake_task(tmp_path, "BallCircle", {"bc_safe": [0.4, 0.5], "dspo": [0.6, 0.7],
+                                                             "analysis_oracle_dspo": [0.9, 0.9]},
+                                    {"bc_safe": [0.2, 0.3], "dspo": [0.5, 0.9], "analysis_oracle_dspo": [0.1, 0.1]})}
+    tuning = tmp_path / "tuning" / "BallCircle"
+    tuning.mkdir(parents=True)
+    for stem, budget in (("dspo--generate.keep_fraction", 3), ("dspo--disc.backbone", 2), ("bc_safe--bc.steps", 4),
+                         ("bc_all_extra--bc.steps", 9)):  # a name that only starts like an algorithm is not counted
+        (tuning / f"{stem}.json").write_text(json.dumps({"budget": budget, "rows": []}))
+    t1, _ = write_suite_tables(dirs, tmp_path / "suite", tmp_path / "tuning")
+    assert {r["algo"]: r["tuning_configs"] for r in t1["rows"]} == {"bc_safe": 4, "dspo": 5, "analysis_oracle_dspo": 1}
+    md = table1_markdown(t1)
+    assert "| dspo | 5 |" in md and "| bc_safe | 4 |" in md
+    t1_none, _ = write_suite_tables(dirs, tmp_path / "suite2")
+    assert {r["tuning_configs"] for r in t1_none["rows"]} == {1}
 
 
 def run_suite_cli(repo, *args: str) -> dict:

@@ -24,6 +24,7 @@ from dspo.suite.local import git, remove_workspace, run_units
 from dspo.suite.plan import SuiteConfig, Unit, plan_task, task_params
 from dspo.suite.tables import write_suite_tables
 
+TUNING_DIR = Path("reports") / "tuning"  # scripts/tune.py's reports: the tables' tuning budgets
 REPORT_FILES = ("results.json", "results.md", "results.png", "tuning.json", "tuning.md", "labeling.json",
                 "labeling.md", "dataset.json", "dataset.png")
 # the analyses unit's figures: uncached outputs (cache: false), so DVC's run-cache cannot restore them later --
@@ -125,6 +126,17 @@ def copy_analysis_reports(src: Path, dest: Path) -> list[Path]:
     return copied
 
 
+def rewrite_tables(repo: Path, params_path: Path, out_dir: Path) -> list[str]:
+    """Tables 1-2 and the figure again from the reports already under `out_dir` (no unit runs): after a
+    tuning grid, or a change of how the tables read. Returns the tasks covered."""
+    cfg = SuiteConfig.from_params(load_params(params_path), source=params_path)
+    ordered = {t: out_dir / t for t in cfg.tasks if (out_dir / t / "results.json").exists()}
+    if not ordered:
+        raise DSPOError(f"no task report under {out_dir}: run the suite first")
+    write_suite_tables(ordered, out_dir, repo / TUNING_DIR)
+    return list(ordered)
+
+
 def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: list[str] | None = None,
               jobs: int | None = None, cores: int | None = None, executor: str = "local",
               address: str = "local", git_url: str | None = None, remote_url: str | None = None,
@@ -219,7 +231,7 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
     # instead of replacing them (a task's copy keeps its dvc.lock: which commit and params made it)
     ordered = {t: out_dir / t for t in cfg.tasks if t in finished or (out_dir / t / "results.json").exists()}
     if ordered:
-        write_suite_tables(ordered, out_dir)
+        write_suite_tables(ordered, out_dir, repo / TUNING_DIR)
     failed = [u["unit"] for u in summary["units"] if not u["ok"]]
     if failed:
         raise DSPOError(f"suite units failed: {failed} (logs under {root / 'logs'}); tables cover "

@@ -32,13 +32,29 @@ def _cell(row: dict | None, best: bool) -> str:
     return f"{reward} | {cost} ({row['safe_seed_fraction']:.2f})"
 
 
-def table1(task_dirs: dict[str, Path]) -> dict:
+def tuning_budgets(tuning_dir: Path | None, task: str, algos: list[str]) -> dict[str, int]:
+    """Configurations each algorithm had on `task`'s tuning block: the sum over its grids' reports
+    (`<tuning_dir>/<task>/<algo>--<knobs>.json`, scripts/tune.py); 1 (params.yaml as is) without one."""
+    out = {}
+    for algo in algos:
+        reports = [] if tuning_dir is None else sorted((Path(tuning_dir) / task).glob(f"{algo}--*.json"))
+        out[algo] = sum(int(read_json(p)["budget"]) for p in reports) or 1
+    return out
+
+
+def table1(task_dirs: dict[str, Path], tuning_dir: Path | None = None) -> dict:
     results = {task: _read(d / "results.json") for task, d in task_dirs.items()}
     blocks = {r["eval_block"] for r in results.values()}
     if blocks != {"test"}:
         raise MissingArtifactError(f"every task's results.json must be the test block, found {sorted(blocks)}")
+    rows = [row for r in results.values() for row in r["rows"]]
+    for task in results:
+        mine = [row for row in rows if row["task"] == task]
+        budgets = tuning_budgets(tuning_dir, task, [row["algo"] for row in mine])
+        for row in mine:
+            row["tuning_configs"] = budgets[row["algo"]]
     return {"eval_block": "test", "episodes_per_seed": min(r["episodes_per_seed"] for r in results.values()),
-            "tasks": list(task_dirs), "rows": [row for r in results.values() for row in r["rows"]],
+            "tasks": list(task_dirs), "rows": rows,
             "comparisons": [c for r in results.values() for c in r["comparisons"]]}
 
 
@@ -60,6 +76,12 @@ def table1_markdown(table: dict) -> str:
         cells = [_cell(by.get((t, algo)), best[t] == algo) for t in tasks]
         label = names[algo][0] + (" (analysis)" if names[algo][1] == ANALYSIS else "")
         lines.append(f"| {label} | {'/'.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    if any("tuning_configs" in r for r in table["rows"]):
+        lines += ["", "Tuning budget: configurations each algorithm had on the task's tuning block (sum over its grids "
+                  "in `reports/tuning/<task>/`; 1 = params.yaml as is):", "",
+                  "| algorithm | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+        lines += [f"| {names[a][0]} | " + " | ".join(str(by[(t, a)].get("tuning_configs", "—")) if (t, a) in by
+                                                     else "—" for t in tasks) + " |" for a in ordered]
     if table["comparisons"]:
         lines += ["", "Probability of improvement in normalized reward, P(method > other) over learner seeds "
                   "[95 % bootstrap CI]; only against rows of the same task:", "",
@@ -70,9 +92,11 @@ def table1_markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_suite_tables(task_dirs: dict[str, Path], out_dir: Path) -> tuple[dict, dict]:
-    """Write table1/table2 (json + md) and figure.png under `out_dir` from each task's report copies."""
-    t1 = table1(task_dirs)
+def write_suite_tables(task_dirs: dict[str, Path], out_dir: Path,
+                       tuning_dir: Path | None = None) -> tuple[dict, dict]:
+    """Write table1/table2 (json + md) and figure.png under `out_dir` from each task's report copies
+    (and each algorithm's tuning budget from `tuning_dir`, scripts/tune.py's reports)."""
+    t1 = table1(task_dirs, tuning_dir)
     write_json(t1, out_dir / "table1.json")
     with atomic_path(out_dir / "table1.md") as tmp:
         tmp.write_text(table1_markdown(t1))
