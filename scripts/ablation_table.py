@@ -23,11 +23,11 @@ import typer
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = {  # name -> params overrides (the default row uses params.yaml as committed)
-    "DSPO (transformer + return-agnostic)": {},
-    "w/o RA": {"disc.mi_weight": 0},
-    "w/o RA + gp": {"disc.mi_weight": 0, "disc.grad_penalty": 1.0},
-    "MLP backbone (Fig. 4)": {"disc.backbone": "mlp"},
+VARIANTS = {  # name -> params overrides; each names its backbone, so rows keep their meaning whatever the default
+    "DSPO (transformer + return-agnostic)": {"disc.backbone": "transformer"},
+    "w/o RA": {"disc.backbone": "transformer", "disc.mi_weight": 0},
+    "w/o RA + gp": {"disc.backbone": "transformer", "disc.mi_weight": 0, "disc.grad_penalty": 1.0},
+    "MLP backbone (Fig. 4; the default since the tuning block chose it)": {"disc.backbone": "mlp"},
 }
 METRICS = ["auroc", "auroc_within_agent", "recall", "accuracy", "f1", "pearson_safety", "pearson_return"]
 app = typer.Typer(add_completion=False)
