@@ -72,16 +72,14 @@ def task_params(params: dict, task: str, overrides: dict[str, Any]) -> dict:
     out["task"] = task
     for dotted, value in overrides.items():
         node, keys = out, dotted.split(".")
-        for depth, k in enumerate(keys[:-1]):
-            open_parent = depth > 0 and keys[depth - 1] in OPEN_MAPPINGS
-            if open_parent and k not in node:
-                node[k] = {}
-            if not isinstance(node.get(k), dict):
+        for i, k in enumerate(keys):
+            # an open mapping's entry (keys[i - 1] open) or a key of that entry (keys[i - 2] open) may be new
+            if k not in node and any(p in OPEN_MAPPINGS for p in keys[max(0, i - 2):i]):
+                node[k] = {} if i < len(keys) - 1 else None
+            if k not in node or (i < len(keys) - 1 and not isinstance(node[k], dict)):
                 raise ParamError(f"suite.overrides.{task}: {dotted!r} is not a params key")
-            node = node[k]
-        if keys[-1] not in node and not (len(keys) > 1 and keys[-2] in OPEN_MAPPINGS or
-                                         len(keys) > 2 and keys[-3] in OPEN_MAPPINGS):
-            raise ParamError(f"suite.overrides.{task}: {dotted!r} is not a params key")
+            if i < len(keys) - 1:
+                node = node[k]
         node[keys[-1]] = value
     return out
 
