@@ -69,10 +69,13 @@ def test_task_params_apply_overrides_and_refuse_unknown_keys():
 
 
 def test_task_params_add_entries_only_beneath_per_algo_mappings():
-    out = task_params(PARAMS, "BallCircle", {"bc.per_algo.dspo.steps": 5000, "bc.per_algo.bc_all": {"lr": 0.01}})
+    base = yaml.safe_load(yaml.safe_dump(PARAMS))
+    base["bc"]["per_algo"] = {"bc_safe": {"steps": 7}}  # independent of what params.yaml has tuned
+    out = task_params(base, "BallCircle", {"bc.per_algo.dspo.steps": 5000, "bc.per_algo.bc_all": {"lr": 0.01},
+                                           "bc.per_algo.bc_safe.lr": 0.5})
     assert out["bc"]["per_algo"]["dspo"] == {"steps": 5000} and out["bc"]["per_algo"]["bc_all"] == {"lr": 0.01}
-    assert out["bc"]["per_algo"]["bc_safe"] == PARAMS["bc"]["per_algo"]["bc_safe"]  # other entries kept
-    assert "dspo" not in PARAMS["bc"]["per_algo"]
+    assert out["bc"]["per_algo"]["bc_safe"] == {"steps": 7, "lr": 0.5}  # an existing entry gains a key, keeps its own
+    assert base["bc"]["per_algo"] == {"bc_safe": {"steps": 7}}  # the base is untouched
     for bad in ("bc.per_algoo.dspo.steps", "bc.nonsense.dspo", "disc.steps.x"):
         with pytest.raises(ParamError, match="is not a params key"):
             task_params(PARAMS, "BallCircle", {bad: 1})
