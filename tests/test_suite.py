@@ -479,6 +479,10 @@ def test_tuning_refuses_unknown_algorithms_and_keys_before_any_run(tmp_path):
         go("dspo", ["bc.per_algo.td3bc.steps=5"])
     with pytest.raises(ParamError, match="stepz"):
         go("dspo", ["bc.per_algo.dspo.stepz=5"])
+    with pytest.raises(ParamError, match="configuration generate.guidance=-1.*generate.guidance=-1"):  # any section's values
+        go("dspo", ["generate.guidance=1,-1"])
+    with pytest.raises(ParamError, match="diffusion.batch_size"):
+        go("analysis_oracle_dspo", ["diffusion.batch_size=0"])
     assert not (tmp_path / "w").exists()
 
 

@@ -28,10 +28,9 @@ import numpy as np
 import yaml
 
 from dspo.core.artifacts import atomic_path, write_json
-from dspo.core.config import load_params
+from dspo.core.config import Section, load_params
 from dspo.core.errors import ParamError
 from dspo.evaluation.stats import probability_of_improvement_ci
-from dspo.learners.bc import BCConfig
 from dspo.learners.registry import algorithms
 from dspo.suite.local import remove_workspace, run_unit
 from dspo.suite.plan import Unit, split_assignment, task_params
@@ -43,6 +42,24 @@ BASELINE_ALGOS_KEY = "evaluated_baselines"
 class Config:
     name: str
     overrides: dict[str, Any]
+
+
+def section_models() -> dict[str, type[Section]]:
+    """Every params section's pydantic model, by section name: the learner modules (imported by the
+    registry), data collection and evaluation. A grid value a stage would refuse is refused before any run."""
+    import dspo.data.behavior  # noqa: F401  (defines its Section)
+    import dspo.data.collect  # noqa: F401
+    import dspo.evaluation.evaluate  # noqa: F401
+    import dspo.evaluation.fig4  # noqa: F401
+
+    algorithms()
+    out, stack = {}, [Section]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub.section:
+                out[sub.section] = sub
+            stack.append(sub)
+    return out
 
 
 def config_name(overrides: dict[str, Any]) -> str:
@@ -112,8 +129,11 @@ def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: li
     if seed_key == "learner" and algo not in base["algorithms"]["evaluated"]:
         raise ParamError(f"--algo {algo!r} is not evaluated by the pipeline (algorithms.evaluated)")
     per_config = [task_params(base, task, c.overrides) for c in configs]  # refuse unknown keys before any run
-    for c, p in zip(configs, per_config):  # an entry added under bc.per_algo is checked here, not in a stage
-        BCConfig.from_params(p, source=f"configuration {c.name}")
+    models = section_models()
+    for c, p in zip(configs, per_config):  # refuse bad values (and bc.per_algo entries) here, not in a stage
+        for name in dict.fromkeys(key.split(".")[0] for key in c.overrides):
+            if name in models:
+                models[name].from_params(p, source=f"configuration {c.name}")
     rows = []
     for i, (config, params) in enumerate(zip(configs, per_config)):
         seeds = list(params["seeds"][seed_key])
