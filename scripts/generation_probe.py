@@ -27,6 +27,7 @@ from dspo.core.cli import stage
 from dspo.core.errors import DataError
 from dspo.data.schemas import GENERATED, ORACLE, SAFE_DEMO, read_dataset, read_frame, read_table, scalars, vectors
 from dspo.data.tasks import get_task
+from dspo.evaluation.dynamics_check import consecutive, fit_inverse_dynamics, segment_pairs
 from dspo.evaluation.implied_cost import Reference, by_condition, implied_cost, match
 from dspo.learners.normalizers import GaussianNormalizer
 
@@ -66,6 +67,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          seeds: str = typer.Option("0,1,2", help="learner seeds"),
          bins: int = typer.Option(4, help="return-condition bins"),
          max_pairs: int = typer.Option(8000, help="pairs measured per row (a random subset; generated: whole segments)"),
+         inverse_steps: int = typer.Option(3000, help="training steps of the inverse-dynamics model"),
          out: Optional[Path] = typer.Option(None, help="JSON report (default reports/probes/generation-<task>.json)")) -> None:
     spec = get_task(task)
     resolve = artifact_paths(lock)
@@ -85,12 +87,18 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     steps = float(np.median(pd.Series(length).groupby(data.episode_id).first()))
     common = dict(ref=ref, steps_per_episode=steps, cost_limit=spec.cost_limit)
     rng = np.random.default_rng(0)
+    # Inverse dynamics fitted on the reference half's transitions; every row below is scored by it.
+    s_t, s_next, a_t, ep_t = consecutive(data.episode_id, data.step, data.obs, data.action)
+    in_ref = np.isin(ep_t, np.unique(data.episode_id[ref_mask]))
+    inverse = fit_inverse_dynamics(s_t[in_ref], s_next[in_ref], a_t[in_ref], steps=inverse_steps)
     yardsticks = {}
     for name, mask in (("D^S (demos)", demo), ("D^U safe (held out)", ~demo & ~ref_mask & ~unsafe),
                        ("D^U unsafe (held out)", ~demo & ~ref_mask & unsafe)):
         rows_in = np.flatnonzero(mask)
         pick = rng.choice(rows_in, size=min(max_pairs, len(rows_in)), replace=False)
+        own = np.isin(ep_t, np.unique(data.episode_id[mask]))
         yardsticks[name] = {**implied_cost(*match(sa[pick], norm, ref), **common),
+                            "action_error": float(inverse.action_error(s_t[own], s_next[own], a_t[own]).mean()),
                             "true_normalized_cost": float(oracle["cost"].to_numpy()[mask].mean() * steps / spec.cost_limit)}
     episode_len = pd.Series(length).groupby(data.episode_id).first()
     terminated = pd.Series(data.terminated).groupby(data.episode_id).any()
@@ -103,9 +111,12 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
             n_seg = len(table) // horizon
             segs = np.sort(rng.choice(n_seg, size=min(n_seg, max(1, max_pairs // horizon)), replace=False))
             rows_in = (segs[:, None] * horizon + np.arange(horizon)).ravel()
-            gsa = np.concatenate([vectors(table, "obs"), vectors(table, "action")], axis=1)[rows_in]
+            g_obs, g_act = vectors(table, "obs")[rows_in], vectors(table, "action")[rows_in]
+            gsa = np.concatenate([g_obs, g_act], axis=1)
+            g_s, g_next, g_a = segment_pairs(g_obs.reshape(len(segs), horizon, -1), g_act.reshape(len(segs), horizon, -1))
             idx, dist = match(gsa, norm, ref)
             row = {"algo": algo, "seed": seed, **implied_cost(idx, dist, segment_length=horizon, **common),
+                   "action_error": float(inverse.action_error(g_s, g_next, g_a).mean()),
                    "test_cost": test_costs(resolve, task, algo, seed),
                    "by_return_condition": by_condition(idx, scalars(table, "return_condition")[rows_in], ref, bins)}
             rows.append(row)
@@ -128,20 +139,24 @@ def render(report: dict) -> str:
              f"{report['episode_length']['p10']:.0f}, {report['episode_length']['terminated_share']:.0%} ended by the "
              f"simulator; segment horizon {report['horizon']} "
              f"({report['episode_length']['share_shorter_than_horizon']:.0%} of episodes are shorter).", "",
-             "| pairs | implied norm. cost | true norm. cost | NN in unsafe episode | NN distance | NN position |",
-             "|---|---|---|---|---|---|"]
+             "Implied cost: the oracle step cost of each pair's nearest D^U pair (reference half), x episode length / "
+             "kappa. Action error: mean |a - g(s, s')| of an inverse-dynamics model fitted on the reference half "
+             "(action units; does the action move the state as recorded?).", "",
+             "| pairs | implied norm. cost | true norm. cost | NN in unsafe episode | NN distance | NN position | action error |",
+             "|---|---|---|---|---|---|---|"]
     for name, y in report["yardsticks"].items():
         lines.append(f"| {name} | {y['implied_normalized_cost']:.2f} | {y['true_normalized_cost']:.2f} | "
-                     f"{y['nn_in_unsafe_episode']:.2f} | {y['nn_distance_mean']:.2f} | {y['nn_position_mean']:.2f} |")
+                     f"{y['nn_in_unsafe_episode']:.2f} | {y['nn_distance_mean']:.2f} | {y['nn_position_mean']:.2f} | "
+                     f"{y['action_error']:.3f} |")
     lines += ["", "| chain | seed | implied norm. cost | segments with cost | NN in unsafe episode | NN distance | "
-              "NN position | policy test cost | implied step cost by return condition (low -> high) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "NN position | action error | policy test cost | implied step cost by return condition (low -> high) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["generated"]:
         cond = ", ".join(f"{b['implied_step_cost']:.3f}" for b in r["by_return_condition"])
         test = "-" if r["test_cost"] is None else f"{r['test_cost']:.2f}"
         lines.append(f"| {r['algo']} | {r['seed']} | {r['implied_normalized_cost']:.2f} | {r['segments_with_cost']:.2f} | "
                      f"{r['nn_in_unsafe_episode']:.2f} | {r['nn_distance_mean']:.2f} | {r['nn_position_mean']:.2f} | "
-                     f"{test} | {cond} |")
+                     f"{r['action_error']:.3f} | {test} | {cond} |")
     return "\n".join(lines) + "\n"
 
 
