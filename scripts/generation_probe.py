@@ -24,11 +24,13 @@ import yaml
 
 from dspo.core.artifacts import atomic_path, write_json
 from dspo.core.cli import stage
+from dspo.core.config import read_section
 from dspo.core.errors import DataError
 from dspo.data.schemas import GENERATED, ORACLE, SAFE_DEMO, read_dataset, read_frame, read_table, scalars, vectors
 from dspo.data.tasks import get_task
-from dspo.evaluation.dynamics_check import consecutive, fit_inverse_dynamics, segment_pairs
 from dspo.evaluation.implied_cost import Reference, by_condition, implied_cost, match
+from dspo.learners.dspo.distill import DistillConfig
+from dspo.learners.dspo.inverse_dynamics import consecutive, fit_inverse_dynamics, segment_pairs
 from dspo.learners.normalizers import GaussianNormalizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +69,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          seeds: str = typer.Option("0,1,2", help="learner seeds"),
          bins: int = typer.Option(4, help="return-condition bins"),
          max_pairs: int = typer.Option(8000, help="pairs measured per row (a random subset; generated: whole segments)"),
-         inverse_steps: int = typer.Option(3000, help="training steps of the inverse-dynamics model"),
+         params: Path = typer.Option(REPO / "params.yaml", help="params file (distill.inverse_*: the model's settings)"),
          out: Optional[Path] = typer.Option(None, help="JSON report (default reports/probes/generation-<task>.json)")) -> None:
     spec = get_task(task)
     resolve = artifact_paths(lock)
@@ -90,7 +92,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     # Inverse dynamics fitted on the reference half's transitions; every row below is scored by it.
     s_t, s_next, a_t, ep_t = consecutive(data.episode_id, data.step, data.obs, data.action)
     in_ref = np.isin(ep_t, np.unique(data.episode_id[ref_mask]))
-    inverse = fit_inverse_dynamics(s_t[in_ref], s_next[in_ref], a_t[in_ref], steps=inverse_steps)
+    dc = read_section(DistillConfig, params)
+    inverse = fit_inverse_dynamics(s_t[in_ref], s_next[in_ref], a_t[in_ref], dc.inverse_hidden, dc.inverse_steps,
+                                   dc.inverse_batch_size, dc.inverse_lr, seed=0)
     yardsticks = {}
     for name, mask in (("D^S (demos)", demo), ("D^U safe (held out)", ~demo & ~ref_mask & ~unsafe),
                        ("D^U unsafe (held out)", ~demo & ~ref_mask & unsafe)):

@@ -2,7 +2,8 @@
 
 With `distill.source: unlabeled | labeled_safe` (controls) real D^U pairs -- all of them, or those of the
 episodes the chain's labels call safe -- take D^G's place at the same share. `distill.labeled_share`
-adds the labeled-safe episodes beside D^G (a lever of the method)."""
+adds the labeled-safe episodes beside D^G, `distill.actions: inverse_dynamics` relabels D^G's actions with an
+inverse-dynamics model fitted on the dataset's transitions (levers of the method)."""
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,12 @@ from dspo.core.artifacts import save_checkpoint, write_curve
 from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import load_params, resolve_device, seed_everything
 from dspo.core.errors import SchemaError
-from dspo.data.schemas import GENERATED, LABELED, SAFE_DEMO, UNLABELED, read_dataset, read_frame, read_table, vectors
+from dspo.data.schemas import (GENERATED, LABELED, SAFE_DEMO, UNLABELED, read_dataset, read_frame, read_table, scalars,
+                               vectors)
 from dspo.data.tasks import get_task
 from dspo.learners.bc import BCConfig, train_bc
 from dspo.learners.dspo.distill import DistillConfig, labeled_safe_episodes, mixture_weights
+from dspo.learners.dspo.inverse_dynamics import consecutive, fit_inverse_dynamics, generated_segments, relabel
 
 app = typer.Typer(add_completion=False)
 
@@ -44,6 +47,15 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     if gen_obs.shape[1] != spec.obs_dim or gen_act.shape[1] != spec.act_dim:
         raise SchemaError(f"{generated}: obs/action sizes {gen_obs.shape[1]}/{gen_act.shape[1]} do not match task "
                           f"{task!r} ({spec.obs_dim}/{spec.act_dim})")
+    seed_everything(seed)
+    action_change = None
+    if distill.actions == "inverse_dynamics":  # the lever: D^G's actions from g(s_t, s_{t+1}), fitted on real pairs
+        model = fit_inverse_dynamics(*consecutive(data.episode_id, data.step, data.obs, data.action)[:3],
+                                     distill.inverse_hidden, distill.inverse_steps, distill.inverse_batch_size,
+                                     distill.inverse_lr, seed)
+        seg_obs, seg_act = generated_segments(scalars(table, "segment_id"), scalars(table, "step"), gen_obs, gen_act)
+        gen_obs, gen_act = relabel(model, seg_obs)
+        action_change = float(np.abs(gen_act - seg_act[:, :-1].reshape(gen_act.shape)).mean())
     if distill.source == "unlabeled":  # the control: real D^U pairs instead of the generated ones
         unlabeled = data.select(data.split == UNLABELED)
         gen_obs, gen_act = unlabeled.obs, unlabeled.action
@@ -56,7 +68,6 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         lab_obs, lab_act = chosen.obs, chosen.action
     obs = np.concatenate([demos.obs, gen_obs, lab_obs])
     act = np.concatenate([demos.action, gen_act, lab_act])
-    seed_everything(seed)
     weights = mixture_weights(len(demos.obs), len(gen_obs), share, len(lab_obs), distill.labeled_share)
     policy, curve = train_bc(obs, act, spec.act_low, spec.act_high, cfg, resolve_device(device),
                              weights=weights, desc=algo)
@@ -64,11 +75,13 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "demo_pairs": int(len(demos.obs)),
                                              "generated_pairs": int(len(gen_obs)), "generated_share": share,
                                              "source": distill.source, "labeled_pairs": int(len(lab_obs)),
-                                             "labeled_share": distill.labeled_share,
+                                             "labeled_share": distill.labeled_share, "actions": distill.actions,
+                                             "relabel_mean_abs_change": action_change,
                                              "trainer": cfg.model_dump(exclude={"per_algo"})}), out)
     write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} {distill.source} pairs (share {share}) + "
-               f"{len(lab_obs)} labeled-safe pairs (share {distill.labeled_share}), final MSE "
+               f"{len(lab_obs)} labeled-safe pairs (share {distill.labeled_share}), actions {distill.actions}"
+               f"{'' if action_change is None else f' (mean |change| {action_change:.3f})'}, final MSE "
                f"{curve['mse'].iloc[-1]:.4f} -> {out}")
 
 

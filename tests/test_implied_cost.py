@@ -40,21 +40,3 @@ def test_cost_per_condition_bin_follows_the_condition():
     one = by_condition(idx, condition=np.full(40, 3.0), ref=ref, bins=4)  # a constant condition: one bin
     assert len(one) == 1 and one[0]["implied_step_cost"] == pytest.approx(0.5)
 
-
-def test_inverse_dynamics_tells_consistent_actions_from_inconsistent_ones():
-    """s' = s + 0.1 a: real actions are recovered from (s, s'); shuffled actions are not."""
-    from dspo.evaluation.dynamics_check import consecutive, fit_inverse_dynamics, segment_pairs
-
-    rng = np.random.default_rng(0)
-    n_ep, length = 40, 25
-    act = rng.uniform(-1, 1, size=(n_ep, length, 2)).astype(np.float32)
-    obs = np.zeros((n_ep, length, 2), dtype=np.float32)
-    obs[:, 1:] = np.cumsum(0.1 * act[:, :-1], axis=1)
-    episode_id, step = np.repeat(np.arange(n_ep), length), np.tile(np.arange(length), n_ep)
-    s, s_next, a, ep = consecutive(episode_id, step, obs.reshape(-1, 2), act.reshape(-1, 2))
-    assert len(s) == n_ep * (length - 1) and np.allclose(s_next - s, 0.1 * a, atol=1e-6)
-    model = fit_inverse_dynamics(s, s_next, a, hidden=(64, 64), steps=1500, batch_size=256)
-    gs, gn, ga = segment_pairs(obs, act)
-    consistent = model.action_error(gs, gn, ga).mean()
-    shuffled = model.action_error(gs, gn, rng.permutation(ga)).mean()
-    assert consistent < 0.1 < shuffled

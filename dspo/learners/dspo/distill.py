@@ -10,6 +10,10 @@ rest from the safe demos D^S (per-pair sampling weights, so the mix holds whatev
 threshold the generation conditions on) -- the discriminator's labels as a filter for BC, no diffusion:
 does generation beat using the labels directly?
 
+`distill.actions: inverse_dynamics` (a lever of the method) replaces every generated action by the action an
+inverse-dynamics model, fitted on dataset.parquet's real transitions, says takes s_t to s_{t+1}
+(`inverse_dynamics.py`: the generated actions disagree with their own transitions ~3x more than real ones).
+
 `distill.labeled_share` (a lever of the method, not a control) adds those labeled-safe D^U episodes
 *beside* D^G: a further fraction of each batch, the rest staying on D^S. The chain's labels then reach the
 policy twice, through the generation's condition and as a filter on real data.
@@ -22,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import model_validator
 
-from dspo.core.config import Section, UnitFloat
+from dspo.core.config import PosFloat, PosInt, Section, UnitFloat, Widths
 from dspo.core.errors import DataError, ParamError
 from dspo.data.schemas import SAFE_DEMO
 from dspo.learners.bc import BCConfig
@@ -36,10 +40,18 @@ class DistillConfig(Section):
     generated_share: UnitFloat | None  # fraction of each BC batch drawn from D^G; None = plain union D^S u D^G
     source: Literal["generated", "unlabeled", "labeled_safe"]  # what fills that share (module docstring)
     labeled_share: UnitFloat  # fraction of each batch from the D^U episodes labeled safe, beside D^G (0 = off)
+    actions: Literal["generated", "inverse_dynamics"]  # D^G's actions as sampled, or relabeled by g(s_t, s_{t+1})
+    inverse_hidden: Widths  # the inverse-dynamics model (actions: inverse_dynamics; also scripts/generation_probe.py)
+    inverse_steps: PosInt
+    inverse_batch_size: PosInt
+    inverse_lr: PosFloat
 
     @model_validator(mode="after")
     def _shares_leave_room_for_demos(self) -> "DistillConfig":
         """Refuse mixes that cannot be drawn: the shares must leave room for D^S, and add to something defined."""
+        if self.actions == "inverse_dynamics" and self.source != "generated":
+            raise ParamError(f"distill.actions=inverse_dynamics relabels generated actions, but distill.source="
+                             f"{self.source} uses real pairs (their actions are the recorded ones); set actions: generated")
         if self.labeled_share == 0:
             return self
         if self.generated_share is None:
