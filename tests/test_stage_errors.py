@@ -111,7 +111,8 @@ def test_missing_behavior_agents_refused(workdir):
     assert rc == 2 and "index.json: file not found" in err
 
 
-@pytest.mark.parametrize("source", ["generated", "unlabeled", "labeled_safe", "generated+labeled_share"])
+@pytest.mark.parametrize("source", ["generated", "unlabeled", "labeled_safe", "generated+labeled_share",
+                                    "generated+inverse_dynamics"])
 def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
     """The controls train on real D^U pairs in D^G's place, at the same share: all of D^U (`unlabeled`),
     or the episodes whose z reaches the smallest demo z (`labeled_safe`)."""
@@ -137,6 +138,8 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
     params["distill"]["source"] = source.split("+")[0]
     if source.endswith("labeled_share"):  # the lever: labeled-safe episodes beside D^G
         params["distill"]["labeled_share"] = 0.25
+    if source.endswith("inverse_dynamics"):  # the lever: D^G's actions relabeled, one pair fewer per segment
+        params["distill"].update(actions="inverse_dynamics", inverse_steps=20)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     rc, err = run_stage(workdir, "distill_bc.py", "--task", "BallCircle", "--generated", str(gen), "--labels",
                         str(labels), "--seed", "0")
@@ -145,10 +148,14 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
     chosen = ids[(split == UNLABELED) & (z >= 0.6)]
     labeled_pairs = int(np.isin(data.episode_id, chosen).sum())
     expected = {"generated": n * horizon, "unlabeled": int((data.split == UNLABELED).sum()),
-                "labeled_safe": labeled_pairs, "generated+labeled_share": n * horizon}[source]
+                "labeled_safe": labeled_pairs, "generated+labeled_share": n * horizon,
+                "generated+inverse_dynamics": n * (horizon - 1)}[source]
     assert 0 < len(chosen) < int((split == UNLABELED).sum())
     assert ckpt["source"] == source.split("+")[0] and ckpt["generated_pairs"] == expected
     assert ckpt["labeled_pairs"] == (labeled_pairs if source.endswith("labeled_share") else 0)
+    relabeled = source.endswith("inverse_dynamics")
+    assert ckpt["actions"] == ("inverse_dynamics" if relabeled else "generated")
+    assert (ckpt["relabel_mean_abs_change"] > 0) if relabeled else ckpt["relabel_mean_abs_change"] is None
 
     if source == "labeled_safe":  # nothing labeled safe: refused, with the knob to turn
         write_table(LABELED, {"episode_id": ids, "split": split, "return": np.zeros(len(ids)),
