@@ -33,6 +33,7 @@ TINY = {
                   "save_every": 10},
     "generate": {"n_segments": 16, "sampling_steps": 5, "report_points": 50, "keep_fraction": 0.5},
     "fig4": {"steps": 10, "eval_every": 5},
+    "distill": {"inverse_hidden": [32, 32], "inverse_steps": 20, "inverse_batch_size": 32},
     **{algo: {"steps": 40, "batch_size": 32, "hidden": [32, 32], "log_every": 10} for algo in ("td3bc", "iql", "dwbc")},
     "cql": {"steps": 20, "batch_size": 32, "hidden": [32, 32], "n_actions": 3, "bc_steps": 5, "log_every": 10},
     "rgm": {"steps": 30, "disc_steps": 10, "batch_size": 32, "hidden": [32, 32], "log_every": 10},
