@@ -4,7 +4,10 @@
         --grid generate.return_range=demos,labeled_safe --grid distill.generated_share=0.25,null
     python scripts/tune.py --task BallCircle --algo cql --grid cql.cql_weight=1.0,5.0,10.0
     python scripts/tune.py --task BallCircle --algo dspo --control generate.guidance=0 \
-        --control distill.source=unlabeled --control "distill.source=labeled_safe;distill.generated_share=null"
+        --control "distill.source=unlabeled;distill.actions=generated" \
+        --control "distill.source=labeled_safe;distill.actions=generated"
+    (real-data controls keep their recorded actions: distill.actions=inverse_dynamics relabels generated ones only,
+    and refuses a real source rather than silently doing nothing)
 
 Each configuration runs `dvc repro evaluate@<algo>-<seed>` for every seed in a worktree of HEAD
 sharing the DVC cache (unchanged stages are restored), and only the tuning block is read. Writes

@@ -116,6 +116,7 @@ def test_distill_shares_that_cannot_be_drawn_are_refused():
     assert DistillConfig.from_params(params).labeled_share == 0  # the paper's D^S u D^G by default
     for over, message in [({"labeled_share": 0.25, "generated_share": None}, "needs a number"),
                           ({"labeled_share": 0.8}, "leaves no share for the demos"),
-                          ({"labeled_share": 0.25, "source": "labeled_safe"}, "same episodes twice")]:
+                          ({"labeled_share": 0.25, "source": "labeled_safe", "actions": "generated"}, "same episodes twice"),
+                          ({"source": "unlabeled", "actions": "inverse_dynamics"}, "relabels generated actions")]:
         with pytest.raises(ParamError, match=message):
             DistillConfig.from_params({**params, "distill": {**params["distill"], **over}})
