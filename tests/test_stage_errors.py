@@ -138,8 +138,9 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
     params["distill"]["source"] = source.split("+")[0]
     if source.endswith("labeled_share"):  # the lever: labeled-safe episodes beside D^G
         params["distill"]["labeled_share"] = 0.25
-    if source.endswith("inverse_dynamics"):  # the lever: D^G's actions relabeled, one pair fewer per segment
-        params["distill"].update(actions="inverse_dynamics", inverse_steps=20)
+    # the lever: D^G's actions relabeled, one pair fewer per segment (real-pair sources keep their recorded actions)
+    params["distill"].update(actions="inverse_dynamics" if source.endswith("inverse_dynamics") else "generated",
+                             inverse_steps=20)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     rc, err = run_stage(workdir, "distill_bc.py", "--task", "BallCircle", "--generated", str(gen), "--labels",
                         str(labels), "--seed", "0")
