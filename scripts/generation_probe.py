@@ -32,6 +32,7 @@ from dspo.evaluation.implied_cost import Reference, by_condition, implied_cost, 
 from dspo.learners.dspo.distill import DistillConfig
 from dspo.learners.dspo.inverse_dynamics import consecutive, fit_inverse_dynamics, segment_pairs
 from dspo.learners.normalizers import GaussianNormalizer
+from dspo.suite.run import cache_dir_of
 
 REPO = Path(__file__).resolve().parents[1]
 CHAINS = {"dspo": "dspo", "analysis_oracle_dspo": "analysis_oracle"}  # algo -> data/<task>/<dir>/seed<k>/
@@ -44,12 +45,13 @@ def artifact_paths(lock: Optional[Path]) -> Callable[[str], Path]:
         return lambda rel: REPO / rel
     stages = yaml.safe_load(lock.read_text())["stages"]
     md5 = {o["path"]: o["md5"] for s in stages.values() for o in s.get("outs", []) + s.get("deps", []) if "md5" in o}
+    objects = cache_dir_of(REPO) / "files" / "md5"  # the project's cache (honours a configured cache.dir)
 
     def resolve(rel: str) -> Path:
         if rel not in md5:
             raise DataError(f"{lock}: no output {rel} (run the suite for this task first)")
         h = md5[rel]
-        return REPO / ".dvc" / "cache" / "files" / "md5" / h[:2] / h[2:]
+        return objects / h[:2] / h[2:]
     return resolve
 
 
