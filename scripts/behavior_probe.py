@@ -13,7 +13,6 @@ seeds are the probe's own (0, 1, ...), apart from the evaluation blocks. Writes 
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import List, Optional
 import numpy as np
 import typer
 
+from dspo.core.artifacts import write_json
 from dspo.core.cli import stage
 from dspo.core.config import load_params
 from dspo.core.errors import ParamError
@@ -82,10 +82,8 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         typer.echo(f"| {r['env_steps']} | {r['return_mean']:.3f} | {r['return_max']:.3f} | {r['cost_mean']:.2f} | "
                    f"{r['length_mean']:.0f} | {r['terminated_share']:.2f} | {r['safe_share']:.2f} |")
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps({"task": task, "agent": agent, "overrides": overrides,
-                                        "env_steps": cfg.env_steps, "train_seconds": round(train_s, 1),
-                                        "episodes": episodes, "rows": rows}, indent=2) + "\n")
+        write_json({"task": task, "agent": agent, "overrides": overrides, "env_steps": cfg.env_steps,
+                    "train_seconds": round(train_s, 1), "episodes": episodes, "rows": rows}, json_out)
 
 
 if __name__ == "__main__":

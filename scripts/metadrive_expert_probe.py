@@ -15,14 +15,13 @@ samples the expert's Gaussian (numpy's global generator, seeded here) instead of
 """
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import typer
 
+from dspo.core.artifacts import write_json
 from dspo.core.cli import stage
 from dspo.core.errors import ParamError
 from dspo.data.envs import make_env
@@ -34,7 +33,10 @@ app = typer.Typer(add_completion=False)
 def parse_cap(text: str) -> float | None:
     if text.lower() == "none":
         return None
-    cap = float(text)
+    try:
+        cap = float(text)
+    except ValueError:
+        raise ParamError(f"--speed-cap {text}: a cap is a speed in km/h > 0, or 'none'") from None
     if cap <= 0:
         raise ParamError(f"--speed-cap {text}: a cap is a speed in km/h > 0, or 'none'")
     return cap
@@ -95,10 +97,7 @@ def main(task: str = typer.Option("MetaDrive-hardsparse", help="a MetaDrive task
     finally:
         env.close()
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=json_out.parent, delete=False, suffix=".tmp") as f:
-            json.dump({"task": task, "gain": gain, "stochastic": stochastic, "rows": rows}, f, indent=1)
-        Path(f.name).replace(json_out)
+        write_json({"task": task, "gain": gain, "stochastic": stochastic, "rows": rows}, json_out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ def test_refuses_a_task_without_the_expert_and_a_bad_cap(tmp_path):
     assert code == 2 and "MetaDrive tasks only" in err
     code, _, err = run_probe(tmp_path, "--speed-cap", "-5")
     assert code == 2 and "--speed-cap -5" in err
+    code, _, err = run_probe(tmp_path, "--speed-cap", "fast")
+    assert code == 2 and "--speed-cap fast" in err
 
 
 @pytest.mark.metadrive
