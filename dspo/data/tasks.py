@@ -70,7 +70,10 @@ def _safety_gym(name: str, env_id: str, r_max: float, r_min: float, obs_dim: int
 
 # MetaDrive settings used by DSRL (dsrl/offline_metadrive/gym_envs.py): map difficulty ->
 # (start_seed, block sequence of its one 3-block map), and traffic density. Observations: 259 (lidar + state).
-METADRIVE_MAPS = {"easy": (0, "SCS"), "medium": (100, "XST"), "hard": (200, "TRO")}
+# Hard: DSRL's seed 200 draws, on metadrive 0.4.3, an exit ramp whose solid lines cross the route (no car can
+# pass: out of road), so the hard level takes the first seed >= 200 an IDM driver finishes, 204
+# (dspo/data/envs/metadrive.py; scripts/metadrive_map_probe.py, reports/probes/MetaDrive-*-maps.json).
+METADRIVE_MAPS = {"easy": (0, "SCS"), "medium": (100, "XST"), "hard": (204, "TRO")}
 METADRIVE_TRAFFIC = {"sparse": 0.1, "mean": 0.15, "dense": 0.2}
 _METADRIVE_REWARD = {  # DSRL reference (R_max, R_min)
     "easysparse": (425.801, 20.094), "easymean": (425.824, 22.143), "easydense": (425.817, 19.711),

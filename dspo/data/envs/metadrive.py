@@ -15,6 +15,17 @@ not run on 0.4.3, so this module rebuilds it:
   0.4.3 reports m/s, so we convert) + DSRL's tiny proximity cost 0.01 * max(0, 0.1 - min lidar)^2.
 * termination: arrival, crash or out-of-road (as DSRL); truncation at `spec.max_episode_steps`.
 
+Map (hard level): metadrive 0.4.3 draws DSRL's hard start seed 200 with an exit ramp whose solid white
+lines cross all three lanes of the main road (40-150 m after the T junction), so every car that follows
+the route touches a continuous line there and is out of road (max normalized return 0.38; the bundled
+expert and an IDM driver both end there). The hard level uses the first start seed >= 200 whose map an
+IDM driver finishes without traffic, 204 (return 452 of DSRL's R_max 487); easy (seed 0: 425.7 vs 425.8)
+and medium (seed 100: 259.6 vs 269.8) finish at DSRL's seeds (`scripts/metadrive_map_probe.py`,
+reports/probes/MetaDrive-*-maps.json).
+
+Scripted driver: `IDMDriver` is MetaDrive's IDM lane follower (traffic cars' policy) driving the ego
+car at a target speed -- a behavior agent that needs no training (`behavior.agents` kind `idm`).
+
 Offline: the wheel ships no assets and the engine's first start tries to download them, so
 `BaseEngine.try_pull_asset` is patched to a no-op before any env is made (in every process that
 makes one, since the patch is applied inside `make_metadrive_env`). Headless (`use_render=False`).
@@ -130,3 +141,47 @@ def make_metadrive_env(spec: TaskSpec) -> gym.Env:
     """Make a registry MetaDrive task; at most one may be open per process (see module doc)."""
     _offline_patch()
     return MetaDriveSafeEnv(metadrive_config(spec), spec.max_episode_steps)
+
+
+def _ego_vehicle():
+    """The one ego car of this process's MetaDrive engine (an env must be open here)."""
+    from metadrive.engine.engine_utils import engine_initialized, get_engine
+
+    if not engine_initialized():
+        raise RuntimeError("IDMDriver acts on this process's MetaDrive env: make one first")
+    agents = list(get_engine().agent_manager.active_agents.values())
+    if len(agents) != 1:
+        raise RuntimeError(f"IDMDriver drives one ego car, the engine has {len(agents)}")
+    return agents[0]
+
+
+class IDMDriver:
+    """MetaDrive's IDM policy (lane following, route lane changes, keeping a gap to the car ahead) at a
+    target speed, as a batched act function over this process's one MetaDrive env.
+
+    It reads the simulator (lanes, route, surrounding cars), not the observation, which is why it only
+    acts for the env open in this process (one per process anyway, see the module doc). A new ego car
+    (every reset rebuilds it) gets a fresh IDM state, seeded by the episode count, so a rollout is
+    reproducible from its env seeds."""
+
+    def __init__(self, target_speed_kmh: float):
+        if not target_speed_kmh > 0:
+            raise ValueError(f"target_speed_kmh must be > 0, got {target_speed_kmh}")
+        self.target_speed_kmh = float(target_speed_kmh)
+        self._vehicle = None
+        self._policy = None
+        self._episodes = 0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        from metadrive.policy.idm_policy import IDMPolicy
+
+        if len(obs) != 1:
+            raise ValueError(f"IDMDriver drives one MetaDrive env per process, got a batch of {len(obs)}")
+        vehicle = _ego_vehicle()
+        if vehicle is not self._vehicle:
+            self._vehicle, self._episodes = vehicle, self._episodes + 1
+            self._policy = IDMPolicy(vehicle, self._episodes)
+            # IDM resets target_speed to its class speeds on lane changes: set those on the instance
+            self._policy.NORMAL_SPEED = self._policy.target_speed = self.target_speed_kmh
+            self._policy.CREEP_SPEED = min(IDMPolicy.CREEP_SPEED, self.target_speed_kmh)
+        return np.clip(np.asarray(self._policy.act(), dtype=np.float32), -1.0, 1.0)[None, :]
