@@ -103,8 +103,8 @@ def test_learner_schema_is_cost_free():
 
 def test_each_stage_lists_its_params_section():
     stages = expanded_stages()
-    expected = {"train_behavior": "behavior", "collect": "collect", "train_bc@bc_all-0": "bc",
-                "train_bc@bc_safe-1": "bc", "evaluate@bc_all-0": "eval", "evaluate@bc_safe-2": "eval",
+    expected = {"train_behavior": "behavior", "collect": "collect", "train_bc@bc_all-0": "bc.per_algo.bc_all",
+                "train_bc@bc_safe-1": "bc.per_algo.bc_safe", "evaluate@bc_all-0": "eval", "evaluate@bc_safe-2": "eval",
                 "train_discriminator@0": "disc", "train_diffusion@1": "diffusion", "generate@2": "generate",
                 "distill_bc@0": "distill", "evaluate@dspo-0": "eval", "train_baseline@td3bc-0": "td3bc",
                 "train_baseline@iql-0": "iql", "train_baseline@cql-0": "cql", "train_baseline@dwbc-0": "dwbc",
@@ -155,3 +155,22 @@ def test_a_one_seed_slice_expands_every_stage_exactly_as_the_full_run(tmp_path):
     for name, stage in sliced.items():
         if name != "report":  # the report reads the seed lists: it is rebuilt for whatever was run
             assert stage == full[name], name
+
+
+def test_bc_stages_list_the_shared_bc_keys_and_their_own_entry_only():
+    """Re-tuning one BC-trained algorithm (`bc.per_algo.<algo>`) must rerun that algorithm's stages alone:
+    each stage running the BC trainer lists every shared `bc.*` key and its own `per_algo` entry, never the
+    whole section (which holds the other algorithms' entries)."""
+    import re
+
+    from dspo.learners.bc import BC_TRAINED, BCConfig
+
+    shared = {f"bc.{f}" for f in BCConfig.model_fields if f != "per_algo"}
+    stages = {n: s for n, s in expanded_stages().items() if re.search(r"stages/(train|distill)_bc\.py", s["cmd"])}
+    assert len(stages) >= 4
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert set(params["bc"]["per_algo"]) == set(BC_TRAINED), "bc.per_algo needs an entry per algorithm (DVC reads it)"
+    for name, stage in stages.items():
+        algo = re.search(r"--algo (\S+)", stage["cmd"]).group(1)
+        bc_keys = {p for p in stage["params"] if p == "bc" or p.startswith("bc.")}
+        assert bc_keys == shared | {f"bc.per_algo.{algo}"}, f"{name}: {sorted(bc_keys)}"

@@ -47,10 +47,14 @@ def consecutive(episode_id: np.ndarray, step: np.ndarray, obs: np.ndarray, actio
     return obs[rows], obs[nxt], action[rows], episode_id[rows]
 
 
+def segment_transitions(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(s_t, s_{t+1}) for every step of segments [n, H, dim] that has a successor (H - 1 per segment)."""
+    return obs[:, :-1].reshape(-1, obs.shape[-1]), obs[:, 1:].reshape(-1, obs.shape[-1])
+
+
 def segment_pairs(obs: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(s_t, s_{t+1}, a_t) inside generated segments [n, H, dim]."""
-    return (obs[:, :-1].reshape(-1, obs.shape[-1]), obs[:, 1:].reshape(-1, obs.shape[-1]),
-            action[:, :-1].reshape(-1, action.shape[-1]))
+    return (*segment_transitions(obs), action[:, :-1].reshape(-1, action.shape[-1]))
 
 
 def fit_inverse_dynamics(s: np.ndarray, s_next: np.ndarray, a: np.ndarray, hidden: Sequence[int], steps: int,
@@ -86,5 +90,5 @@ def relabel(model: InverseDynamics, obs: np.ndarray) -> tuple[np.ndarray, np.nda
     """(s_t, g(s_t, s_{t+1})) for every step of segments [n, H, dim] that has a successor (H - 1 per segment)."""
     if obs.shape[1] < 2:
         raise DataError("distill.actions=inverse_dynamics needs segments of at least 2 steps (diffusion.horizon)")
-    s, s_next = obs[:, :-1].reshape(-1, obs.shape[-1]), obs[:, 1:].reshape(-1, obs.shape[-1])
+    s, s_next = segment_transitions(obs)
     return s, model.predict(s, s_next).astype(np.float32)
