@@ -24,7 +24,9 @@ TINY = {
                  "env_steps": 4000, "snapshots": 2, "hidden": [32, 32], "episode_per_collect": 4},
     "collect": {"episodes_per_snapshot": 4, "mix_probs": [0.5], "episodes_per_mix": 4, "n_safe_demos": 3,
                 "min_safe_like_demos": 0, "min_unsafe_above_demos": 0, "strict": False, "n_envs": 4},
-    "bc": {"steps": 200, "batch_size": 64, "hidden": [32, 32], "log_every": 50, "per_algo": {"bc_safe": {"steps": 100}}},
+    # every BC-trained algorithm keeps an entry in per_algo ({}: the shared settings): its stage lists that key
+    "bc": {"steps": 200, "batch_size": 64, "hidden": [32, 32], "log_every": 50,
+           "per_algo": {"bc_safe": {"steps": 100}, "bc_all": {}, "dspo": {}, "analysis_oracle_dspo": {}}},
     "eval": {"tuning_episodes": 2, "test_episodes": 3, "n_envs": 3},
     "seeds": {"learner": [0, 1], "baseline": [0]},
     "disc": {"context_len": 20, "d_model": 16, "n_layers": 1, "n_heads": 2, "pref_dim": 16, "steps": 30,
