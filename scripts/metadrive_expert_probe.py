@@ -25,6 +25,7 @@ from dspo.core.artifacts import write_json
 from dspo.core.cli import stage
 from dspo.core.errors import ParamError
 from dspo.data.envs import make_env
+from dspo.data.envs.metadrive import episode_end
 from dspo.data.tasks import METADRIVE, get_task
 
 app = typer.Typer(add_completion=False)
@@ -59,10 +60,8 @@ def expert_episode(env, spec, seed: int, cap: float | None, gain: float, stochas
         ret, cost, steps = ret + reward, cost + info["cost"], steps + 1
         if terminated or truncated:
             break
-    end = ("arrive" if info["arrive_dest"] else "crash" if info["crash"] else
-           "out_of_road" if info["out_of_road"] else "time_limit")
     return {"seed": seed, "return": spec.normalized_reward(ret), "cost": spec.normalized_cost(cost),
-            "length": steps, "end": end, "lane": str(vehicle().lane_index)}
+            "length": steps, "end": episode_end(info), "lane": str(vehicle().lane_index)}
 
 
 @app.command()

@@ -13,16 +13,17 @@ seeds (dspo/data/tasks.py METADRIVE_MAPS) were chosen with it.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from dspo.core.artifacts import write_json
 from dspo.core.cli import stage
 from dspo.core.errors import ParamError
-from dspo.data.envs.metadrive import IDMDriver, MetaDriveSafeEnv, _offline_patch, metadrive_config
+from dspo.data.envs import make_env
+from dspo.data.envs.metadrive import IDMDriver, episode_end
 from dspo.data.tasks import METADRIVE, get_task
 
 app = typer.Typer(add_completion=False)
@@ -30,9 +31,8 @@ app = typer.Typer(add_completion=False)
 
 def drive_scenario(spec, scenario: int, speed_kmh: float, traffic: float) -> dict:
     """One IDM episode on map `scenario` (its own env: a map is fixed when the engine starts)."""
-    _offline_patch()
-    config = {**metadrive_config(spec), "start_seed": scenario, "num_scenarios": 1, "traffic_density": traffic}
-    env = MetaDriveSafeEnv(config, spec.max_episode_steps)
+    one_map = {**spec.env_kwargs, "start_seed": scenario, "num_scenarios": 1, "traffic_density": traffic}
+    env = make_env(dataclasses.replace(spec, env_kwargs=one_map))
     try:
         obs, _ = env.reset(seed=0)
         driver = IDMDriver(speed_kmh)
@@ -44,8 +44,7 @@ def drive_scenario(spec, scenario: int, speed_kmh: float, traffic: float) -> dic
             if terminated or truncated:
                 break
         ego = env._env.agent  # the wrapper keeps MetaDrive's env private
-        end = ("arrive" if info["arrive_dest"] else "crash" if info["crash"] else
-               "out_of_road" if info["out_of_road"] else "time_limit")
+        end = episode_end(info)
         return {"scenario": scenario, "return": ret, "normalized_return": spec.normalized_reward(ret),
                 "cost": cost, "length": steps, "end": end, "lane": str(ego.lane_index),
                 "touching": sorted(getattr(ego, "contact_results", set()) or []),

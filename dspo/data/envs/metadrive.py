@@ -143,6 +143,12 @@ def make_metadrive_env(spec: TaskSpec) -> gym.Env:
     return MetaDriveSafeEnv(metadrive_config(spec), spec.max_episode_steps)
 
 
+def episode_end(info: dict) -> str:
+    """How a MetaDrive episode ended, from its last step's info: arrive, crash, out_of_road or time_limit."""
+    return ("arrive" if info["arrive_dest"] else "crash" if info["crash"] else
+            "out_of_road" if info["out_of_road"] else "time_limit")
+
+
 def _ego_vehicle():
     """The one ego car of this process's MetaDrive engine (an env must be open here)."""
     from metadrive.engine.engine_utils import engine_initialized, get_engine
