@@ -513,3 +513,38 @@ def test_only_keeps_the_asked_unit_kinds_and_drops_waits_on_the_others():
     assert all(u.after == ("data",) for u in both if u.name != "data")
     with pytest.raises(ParamError, match=r"--only \['models'\]: unit kinds are data, learner"):
         only_kinds(units, ["models"])
+
+
+def test_a_lone_data_unit_gets_the_idle_job_slots_and_no_more(monkeypatch, tmp_path):
+    """Slots are never oversubscribed: a data unit alone takes every core, two tasks' data units share them,
+    and learners (whose float sums depend on threads) always keep cores // jobs."""
+    import threading
+
+    from dspo.suite import local
+    from dspo.suite.plan import Unit
+
+    lock, live, seen = threading.Lock(), [0], {}
+
+    def fake_run_unit(repo, commit, unit, params, root, cache_dir, threads, keep=False, remote_url=None):
+        with lock:
+            live[0] += threads
+            seen[unit.key] = (threads, live[0])
+        import time
+        time.sleep(0.05)
+        with lock:
+            live[0] -= threads
+        return local.UnitResult(unit, 0, 0.05, [], 0, tmp_path / "log", tmp_path)
+
+    monkeypatch.setattr(local, "run_unit", fake_run_unit)
+
+    def task(name):
+        return [Unit(name, "data", ("collect",)), Unit(name, "learner-0", ("x",), after=("data",)),
+                Unit(name, "learner-1", ("y",), after=("data",)), Unit(name, "report", after=("learner-0", "learner-1"))]
+
+    local.run_units(tmp_path, "c", task("A"), {"A": {}}, tmp_path, tmp_path, jobs=2, threads=1)
+    assert seen["A/data"][0] == 2 and all(seen[f"A/{u}"][0] == 1 for u in ("learner-0", "learner-1", "report"))
+    seen.clear()
+    local.run_units(tmp_path, "c", task("A") + task("B"), {"A": {}, "B": {}}, tmp_path, tmp_path, jobs=4, threads=1)
+    assert seen["A/data"][0] == 2 and seen["B/data"][0] == 2
+    assert all(t == 1 for k, (t, _) in seen.items() if not k.endswith("/data"))
+    assert max(peak for _, peak in seen.values()) <= 4

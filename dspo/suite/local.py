@@ -2,7 +2,8 @@
 
 Every unit gets `threads = cores // jobs` (OMP/MKL threads and `DSPO_THREADS`, which caps torch
 and the rollout worker processes), because two stages of 2 threads on 2 cores ran ~100x slower
-than one. Workspaces share the project's DVC cache (and so its run-cache): a stage any unit, any
+than one. A data unit started while no other unit can start takes the free job slots too (WIDE): its
+stages give the same artifacts at any thread count, and every other unit of its task waits on it. Workspaces share the project's DVC cache (and so its run-cache): a stage any unit, any
 earlier suite run or the main workspace already ran with the same command, deps and params is
 restored, never recomputed.
 """
@@ -28,6 +29,9 @@ GIT_LOCK = threading.Lock()  # git worktree add/remove/prune of parallel units m
 RAN = "Running stage '"
 RESTORED = "is cached - skipping run"
 SUITE_REMOTE = "suite"  # the DVC remote a workspace is pointed at (its config.local, never committed)
+# units whose stages write the same artifacts at any thread count (each behavior agent's and each collection
+# job's seed fixes its result, not the worker that runs it), so idle job slots may be lent to them
+WIDE = ("data",)
 
 
 @dataclass
@@ -124,6 +128,12 @@ def run_unit(repo: Path, commit: str, unit: Unit, params: dict, root: Path, cach
     return result
 
 
+def slots_for(unit: Unit, free: int, ready: int) -> int:
+    """Job slots `unit` takes when started: 1, or for a WIDE unit an even share of the `free` slots
+    among the `ready` units (itself included) that could start now."""
+    return max(1, free // ready) if unit.name in WIDE else 1
+
+
 def announce(result: UnitResult, bar: tqdm, on_done=None) -> None:
     """A finished unit: one progress step, one line, the caller's hook."""
     bar.update(1)
@@ -145,25 +155,32 @@ def run_units(repo: Path, commit: str, units: list[Unit], params: dict[str, dict
     succeeded: set[str] = set()
     failed: set[str] = set()
     results: list[UnitResult] = []
-    running: dict[Future, Unit] = {}
+    running: dict[Future, tuple[Unit, int]] = {}  # a started unit and the job slots it holds
     bar = tqdm(total=len(units), desc="suite units", unit="unit")
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
+            ready = []
             for key, unit in list(pending.items()):
                 deps = [f"{unit.task}/{a}" for a in unit.after]
                 if any(d in failed for d in deps):  # never runs: what it needs failed
                     failed.add(key)
                     del pending[key]
                     bar.update(1)
-                elif all(d in succeeded for d in deps) and len(running) < jobs:
-                    running[pool.submit(run_unit, repo, commit, unit, params[unit.task], root, cache_dir, threads,
-                                        key in keep, remote_url)] = unit
-                    del pending[key]
+                elif all(d in succeeded for d in deps):
+                    ready.append(unit)
+            for i, unit in enumerate(ready):
+                free = jobs - sum(slots for _, slots in running.values())
+                if free < 1:
+                    break
+                slots = slots_for(unit, free, len(ready) - i)
+                running[pool.submit(run_unit, repo, commit, unit, params[unit.task], root, cache_dir,
+                                    threads * slots, unit.key in keep, remote_url)] = (unit, slots)
+                del pending[unit.key]
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
-                unit = running.pop(fut)
+                unit, _ = running.pop(fut)
                 result = fut.result()
                 results.append(result)
                 (succeeded if result.returncode == 0 else failed).add(unit.key)
