@@ -3,9 +3,10 @@
 Every unit gets `threads = cores // jobs` (OMP/MKL threads and `DSPO_THREADS`, which caps torch
 and the rollout worker processes), because two stages of 2 threads on 2 cores ran ~100x slower
 than one. A data unit started while no other unit can start takes the free job slots too (WIDE): its
-stages give the same artifacts at any thread count, and every other unit of its task waits on it. Workspaces share the project's DVC cache (and so its run-cache): a stage any unit, any
-earlier suite run or the main workspace already ran with the same command, deps and params is
-restored, never recomputed.
+stages give the same artifacts at any thread count, and every other unit of its task waits on it.
+Workspaces share the project's DVC cache (and so its run-cache): a stage any unit, any earlier suite
+run or the main workspace already ran with the same command, deps and params is restored, never
+recomputed.
 """
 from __future__ import annotations
 
