@@ -9,12 +9,21 @@ from dspo.learners.normalizers import GaussianNormalizer
 from dspo.data.schemas import SAFE_DEMO, StepData
 
 
-def nearest_distances(queries: np.ndarray, reference: np.ndarray, batch: int = 2048) -> np.ndarray:
-    """Euclidean distance from each query row to its nearest reference row (batched torch.cdist)."""
+def nearest(queries, reference, batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Index of and Euclidean distance to each query row's nearest reference row (batched torch.cdist: a batch's
+    distance matrix is batch x |reference| floats)."""
     ref = torch.as_tensor(reference, dtype=torch.float32)
-    out = [torch.cdist(torch.as_tensor(queries[i:i + batch], dtype=torch.float32), ref).min(dim=1).values
-           for i in range(0, len(queries), batch)]
-    return torch.cat(out).numpy()
+    idx, dist = [], []
+    for i in range(0, len(queries), batch):
+        best = torch.cdist(torch.as_tensor(queries[i:i + batch], dtype=torch.float32), ref).min(dim=1)
+        idx.append(best.indices)
+        dist.append(best.values)
+    return torch.cat(idx).numpy(), torch.cat(dist).numpy()
+
+
+def nearest_distances(queries: np.ndarray, reference: np.ndarray, batch: int = 2048) -> np.ndarray:
+    """Euclidean distance from each query row to its nearest reference row."""
+    return nearest(queries, reference, batch)[1]
 
 
 def generation_report(data: StepData, gen_obs: np.ndarray, gen_act: np.ndarray, n_clipped: int,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dspo.evaluation.generation import nearest
 from dspo.learners.normalizers import GaussianNormalizer
 
 
@@ -29,15 +30,9 @@ class Reference:
 
 def match(queries_sa: np.ndarray, norm: GaussianNormalizer, ref: Reference, batch: int = 256
           ) -> tuple[np.ndarray, np.ndarray]:
-    """Index of and distance to each query pair's nearest reference pair (batched torch.cdist, small batches:
-    a batch's distance matrix is batch x |reference| floats)."""
-    queries = torch.as_tensor(norm.normalize(queries_sa), dtype=torch.float32)
-    idx, dist = [], []
-    for i in range(0, len(queries), batch):
-        best = torch.cdist(queries[i:i + batch], ref.sa).min(dim=1)
-        idx.append(best.indices)
-        dist.append(best.values)
-    return torch.cat(idx).numpy(), torch.cat(dist).numpy()
+    """Index of and distance to each query pair's nearest reference pair (small batches: a batch's distance
+    matrix is batch x |reference| floats)."""
+    return nearest(norm.normalize(queries_sa), ref.sa, batch)
 
 
 def implied_cost(idx: np.ndarray, dist: np.ndarray, ref: Reference, steps_per_episode: float, cost_limit: float,
