@@ -548,3 +548,19 @@ def test_a_lone_data_unit_gets_the_idle_job_slots_and_no_more(monkeypatch, tmp_p
     assert seen["A/data"][0] == 2 and seen["B/data"][0] == 2
     assert all(t == 1 for k, (t, _) in seen.items() if not k.endswith("/data"))
     assert max(peak for _, peak in seen.values()) <= 4
+
+
+def test_repro_stage_timer_charges_each_stage_until_the_next_is_announced():
+    """benchmarks/repro_stages.py: a stage's time runs to the next stage's line (ran or skipped) or the end."""
+    from benchmarks.repro_stages import families, stage_times
+
+    events = [(0.0, "Running stage 'train_behavior':"), (5.0, "> python stages/train_behavior.py"),
+              (10.0, "Stage 'collect' is cached - skipping run, checking out outputs"),
+              (12.0, "Running stage 'train_bc@bc_all-0':"), (15.0, "Running stage 'train_bc@bc_all-1':"),
+              (21.0, "Stage 'report' didn't change, skipping")]
+    times, skipped = stage_times(events, end=30.0)
+    assert times == {"train_behavior": 10.0, "train_bc@bc_all-0": 3.0, "train_bc@bc_all-1": 6.0}
+    assert skipped == ["collect", "report"]
+    assert families(times) == {"train_behavior": (1, 10.0), "train_bc": (2, 9.0)}
+    times, _ = stage_times(events[:1], end=4.0)  # a stage still running at the end is charged to the end
+    assert times == {"train_behavior": 4.0}
