@@ -123,9 +123,12 @@ def train_agent(spec: TaskSpec, agent: AgentSpec, cfg: BehaviorConfig, seed: int
 
 def scripted_agent(spec: TaskSpec, agent: AgentSpec, out_dir: Path) -> list[dict]:
     """An IDM driver's one snapshot: its target speed (nothing is trained)."""
-    path = snapshot_path(out_dir, agent.name, 0)  # sizes from the registry (tests/test_tasks.py checks them live)
+    env = make_env(spec)
+    spaces = spaces_of(env)
+    env.close()
+    path = snapshot_path(out_dir, agent.name, 0)
     save_torch({"kind": "idm_driver", "task": spec.name, "agent": agent.name, "cost_limit": None, "env_steps": 0,
-                "obs_dim": spec.obs_dim, "act_low": spec.act_low.tolist(), "act_high": spec.act_high.tolist(),
+                "obs_dim": spaces.obs_dim, "act_low": spaces.act_low.tolist(), "act_high": spaces.act_high.tolist(),
                 "target_speed_kmh": agent.target_speed_kmh}, path)
     print(f"[behavior] {agent.name}: IDM driver at {agent.target_speed_kmh:g} km/h", flush=True)
     return [{"agent": agent.name, "cost_limit": None, "env_steps": 0, "path": str(path.relative_to(out_dir))}]
