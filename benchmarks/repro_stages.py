@@ -8,10 +8,12 @@ DVC's own bookkeeping for it (hashing and caching its outputs). `--force` reruns
 run-cache (`dvc repro -f`): the cold-start cost of the pipeline, what a new user's `make repro` pays after
 setup. Stages restored from the run-cache or unchanged are counted apart. The families (`train_diffusion`,
 `evaluate`, ...) sum the `@` instances of one stage. The thread count is the stage's own (every core unless
-`DSPO_THREADS` caps it).
+`DSPO_THREADS` caps it). The stage functions' own wall times (`.dvc/tmp/dspo-stage-times.jsonl`) are summed
+beside it, so the rest -- process start-up, imports, DVC's hashing and locking -- shows as overhead.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from typing import Iterable, List, Optional
 import typer
 
 from dspo.core.artifacts import write_json
+from dspo.core.cli import TIMINGS_LOG
 from dspo.suite.local import RAN, RESTORED
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +63,13 @@ def families(times: dict[str, float]) -> dict[str, tuple[int, float]]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1][1]))
 
 
+def logged_seconds(log: Path, skip_lines: int) -> float:
+    """Seconds the stage functions themselves report (dspo.core.cli's timings log) past its first `skip_lines`."""
+    if not log.exists():
+        return 0.0
+    return sum(json.loads(line)["seconds"] for line in log.read_text().splitlines()[skip_lines:] if line.strip())
+
+
 def table(times: dict[str, float], skipped: list[str], wall: float) -> str:
     lines = ["| stage family | stages run | seconds | share |", "|---|---|---|---|"]
     for family, (count, seconds) in families(times).items():
@@ -75,6 +85,8 @@ def main(force: bool = typer.Option(False, help="dvc repro -f: rerun every stage
          json_out: Optional[Path] = typer.Option(None, "--json", help="also write the timings here"),
          targets: List[str] = typer.Argument(None, help="dvc repro targets (default: the whole pipeline)")) -> None:
     cmd = ["dvc", "repro", *(["-f"] if force else []), *(targets or [])]
+    log = workdir / TIMINGS_LOG
+    logged_before = len(log.read_text().splitlines()) if log.exists() else 0
     start = time.time()
     events: list[tuple[float, str]] = []
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -86,8 +98,12 @@ def main(force: bool = typer.Option(False, help="dvc repro -f: rerun every stage
     end = time.time()
     times, skipped = stage_times(events, end)
     print(table(times, skipped, end - start))
+    inside = logged_seconds(log, logged_before)
+    print(f"\nInside the stage functions: {inside:.0f} s; Python start-up, imports and DVC's own work: "
+          f"{sum(times.values()) - inside:.0f} s of the {sum(times.values()):.0f} s the stages took.")
     if json_out is not None:
         write_json({"command": " ".join(cmd), "returncode": rc, "wall_seconds": round(end - start, 1),
+                    "stage_function_seconds": round(inside, 1),
                     "stages": {k: round(v, 1) for k, v in times.items()}, "skipped": skipped,
                     "families": {k: {"stages": c, "seconds": round(s, 1)} for k, (c, s) in families(times).items()}},
                    json_out)

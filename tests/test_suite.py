@@ -564,3 +564,13 @@ def test_repro_stage_timer_charges_each_stage_until_the_next_is_announced():
     assert families(times) == {"train_behavior": (1, 10.0), "train_bc": (2, 9.0)}
     times, _ = stage_times(events[:1], end=4.0)  # a stage still running at the end is charged to the end
     assert times == {"train_behavior": 4.0}
+
+
+def test_repro_stage_timer_sums_only_the_timings_logged_during_its_run(tmp_path):
+    from benchmarks.repro_stages import logged_seconds
+
+    log = tmp_path / "times.jsonl"
+    assert logged_seconds(log, 0) == 0.0
+    log.write_text('{"stage": "collect", "seconds": 5.0}\n{"stage": "train_bc@bc_all", "seconds": 2.5}\n'
+                   '{"stage": "evaluate", "seconds": 1.25}\n')
+    assert logged_seconds(log, 1) == 3.75
