@@ -141,6 +141,53 @@ def diffusion_rates(batch: int = 64, horizon: int = 32, transition_dim: int = 10
     return rows
 
 
+OP_GROUPS = (("convolution", ("conv",)), ("Mish", ("mish",)), ("GroupNorm", ("group_norm",)),
+             ("optimizer (AdamW, EMA)", ("optimizer", "lerp", "addcdiv", "addcmul", "sqrt", "_foreach")))
+
+
+def diffusion_op_shares(batch: int = 64, horizon: int = 32, transition_dim: int = 10, steps: int = 30
+                        ) -> list[tuple[str, float]]:
+    """Where a diffusion training step's CPU time goes (torch.profiler, self time per op, grouped): which
+    part of the U-Net a faster implementation would have to attack."""
+    import torch
+    from torch.profiler import profile
+
+    from dspo.core.config import read_section
+    from dspo.learners.dspo.diffusion.trainer import DiffusionConfig, build_model
+
+    cfg = read_section(DiffusionConfig, REPO / "params.yaml")
+    torch.manual_seed(0)
+    model = build_model(transition_dim, cfg)
+    ema = build_model(transition_dim, cfg).requires_grad_(False)
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    x0, t = torch.randn(batch, horizon, transition_dim), torch.randint(0, cfg.steps, (batch,))
+    cond, drop = torch.rand(batch, 2), torch.rand(batch) < cfg.cond_dropout
+
+    def step():
+        loss = (model(x0, t, cond[:, 0], cond[:, 1], drop) - x0).pow(2).mean()
+        optim.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optim.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - cfg.ema_decay)
+
+    for _ in range(5):
+        step()
+    with profile() as prof:
+        for _ in range(steps):
+            step()
+    totals = {name: 0.0 for name, _ in OP_GROUPS}
+    totals["other"] = 0.0
+    for event in prof.key_averages():
+        name = event.key.lower()
+        group = next((g for g, keys in OP_GROUPS if any(k in name for k in keys)), "other")
+        totals[group] += event.self_cpu_time_total
+    whole = sum(totals.values())
+    return [(group, share / whole) for group, share in sorted(totals.items(), key=lambda kv: -kv[1])]
+
+
 def baseline_rates(task: str = "BallCircle", updates: int = 200) -> list[tuple[str, float, int]]:
     """Gradient updates/s of each baseline with its default params.yaml config on the task's dataset
     (the committed one when present, else a synthetic table of the same width)."""
@@ -219,6 +266,11 @@ def main(steps: int = 2000, episodes: int = 16, skip_metadrive: bool = False) ->
     print("\n## Diffusion model (default params, CPU)\n\n| what | rate | unit |\n|---|---|---|")
     for what, rate, unit in diffusion_rates():
         print(f"| {what} | {rate:,.0f} | {unit} |")
+
+    print("\n## Diffusion training step: share of CPU time per op group (torch.profiler, 30 steps)\n")
+    print("| op group | share |\n|---|---|")
+    for group, share in diffusion_op_shares():
+        print(f"| {group} | {share:.0%} |")
 
     print("\n## Baselines: gradient updates/s with the default params (BallCircle dataset, CPU)\n")
     print("| algorithm | updates/s | default steps | implied training time (s) |\n|---|---|---|---|")

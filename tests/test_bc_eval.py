@@ -120,3 +120,22 @@ def test_distill_shares_that_cannot_be_drawn_are_refused():
                           ({"source": "unlabeled", "actions": "inverse_dynamics"}, "relabels generated actions")]:
         with pytest.raises(ParamError, match=message):
             DistillConfig.from_params({**params, "distill": {**params["distill"], **over}})
+
+
+def test_a_policy_acts_at_one_torch_thread_whatever_the_callers_count():
+    """Evaluation is the same on any number of cores: the policy's forward runs at one thread (float sums
+    depend on the thread count, and in closed loop a last-bit difference changes the episode)."""
+    seen = []
+
+    def act(obs):
+        seen.append(torch.get_num_threads())
+        return np.zeros((len(obs), 2), dtype=np.float32)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        evaluate_policy(get_task("BallRun"), act, eval_seeds("tuning", 1), n_envs=1)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2  # the caller's count comes back
+    finally:
+        torch.set_num_threads(before)

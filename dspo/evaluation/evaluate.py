@@ -6,7 +6,8 @@ disjoint from every seed `collect` can use, so no evaluation episode replays a t
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from contextlib import contextmanager
+from typing import ClassVar, Iterator
 
 import numpy as np
 import pandas as pd
@@ -25,10 +26,30 @@ class EvalConfig(Section):
     n_envs: PosInt  # envs stepped in lock-step
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Let the policy act at one torch thread, then restore the caller's count.
+
+    A batched forward's float sums depend on the thread count, and in closed loop a last-bit difference
+    changes the episode: the same BC-Safe policy scored 0.4286 at 1 thread and 0.4290 at 2 on BallCircle's
+    test block. At one thread an evaluation is the same on any number of cores (as `collect` is); a
+    forward of `n_envs` rows gains nothing from more threads.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def evaluate_policy(spec: TaskSpec, act_fn: ActFn, seeds: list[int], n_envs: int,
                     desc: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Return the per-episode table and the summary metrics of `act_fn` on `spec`."""
-    episodes = rollout_episodes(spec, act_fn, seeds, n_envs=n_envs, desc=desc)
+    with one_torch_thread():
+        episodes = rollout_episodes(spec, act_fn, seeds, n_envs=n_envs, desc=desc)
     table = pd.DataFrame({
         "episode": np.arange(len(episodes)),
         "seed": [ep.seed for ep in episodes],
