@@ -149,29 +149,23 @@ def diffusion_op_shares(batch: int = 64, horizon: int = 32, transition_dim: int 
                         ) -> list[tuple[str, float]]:
     """Where a diffusion training step's CPU time goes (torch.profiler, self time per op, grouped): which
     part of the U-Net a faster implementation would have to attack."""
+    from types import SimpleNamespace
+
     import torch
     from torch.profiler import profile
 
     from dspo.core.config import read_section
-    from dspo.learners.dspo.diffusion.trainer import DiffusionConfig, build_model
+    from dspo.learners.dspo.diffusion.trainer import DiffusionConfig, DiffusionLearner
 
     cfg = read_section(DiffusionConfig, REPO / "params.yaml")
-    torch.manual_seed(0)
-    model = build_model(transition_dim, cfg)
-    ema = build_model(transition_dim, cfg).requires_grad_(False)
-    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    x0, t = torch.randn(batch, horizon, transition_dim), torch.randint(0, cfg.steps, (batch,))
-    cond, drop = torch.rand(batch, 2), torch.rand(batch) < cfg.cond_dropout
+    # the stage's own update (loss, clipping, AdamW, EMA); only the segment sampler is replaced by a fixed batch
+    learner = DiffusionLearner(SimpleNamespace(transition_dim=transition_dim), cfg, torch.device("cpu"), seed=0)
+    x0 = torch.randn(batch, horizon, transition_dim)
+    fixed = (x0, torch.rand(batch, 2), torch.randn_like(x0), torch.randint(0, cfg.steps, (batch,)),
+             torch.rand(batch) < cfg.cond_dropout)
 
     def step():
-        loss = (model(x0, t, cond[:, 0], cond[:, 1], drop) - x0).pow(2).mean()
-        optim.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optim.step()
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters()):
-                e.lerp_(p, 1 - cfg.ema_decay)
+        learner.update(fixed, cfg.ema_start + 1)
 
     for _ in range(5):
         step()

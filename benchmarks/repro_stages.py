@@ -98,9 +98,9 @@ def main(force: bool = typer.Option(False, help="dvc repro -f: rerun every stage
     end = time.time()
     times, skipped = stage_times(events, end)
     print(table(times, skipped, end - start))
-    inside = logged_seconds(log, logged_before)
+    inside, took = logged_seconds(log, logged_before), sum(times.values())
     print(f"\nInside the stage functions: {inside:.0f} s; Python start-up, imports and DVC's own work: "
-          f"{sum(times.values()) - inside:.0f} s of the {sum(times.values()):.0f} s the stages took.")
+          f"{took - inside:.0f} s of the {took:.0f} s the stages took.")
     if json_out is not None:
         write_json({"command": " ".join(cmd), "returncode": rc, "wall_seconds": round(end - start, 1),
                     "stage_function_seconds": round(inside, 1),
