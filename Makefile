@@ -24,8 +24,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt tools/fix_safety_gymnasium.py
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# the default task's stale stages as units fanned out over the cores at one thread each (the committed
+# dvc.lock's thread count, so any CPU machine computes the committed artifacts), then `dvc repro` here
 repro: setup
-	$(BIN)/dvc repro
+	$(BIN)/python scripts/repro.py
 
 # every task of params.yaml `suite.tasks`, units fanned out over the cores (runs the committed HEAD)
 suite: setup

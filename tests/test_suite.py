@@ -21,7 +21,7 @@ def test_stage_names_match_dvcs_own_expansion():
 
 def test_units_cover_every_stage_once_and_data_comes_first():
     names = stage_names(SPEC, PARAMS)
-    units = plan_task("BallCircle", PARAMS, SPEC, names)
+    units = plan_task("BallCircle", PARAMS, SPEC)
     assert units[0].name == "data" and units[0].targets == ("collect",)
     assert units[-1].name == "report" and units[-1].targets == () and set(units[-1].after) == {u.name for u in units[:-1]}
     seeded = [t for u in units[1:-1] if u.name != "analyses" for t in u.targets]
@@ -40,7 +40,7 @@ def test_every_stage_but_the_report_is_computed_by_a_unit_before_the_report_unit
     """Checked on DVC's own expansion: each stage is a unit's target or upstream of one (so the report unit,
     which runs on the driver under the Ray executor, restores everything and computes only the report)."""
     stages = expanded_stages()
-    units = plan_task("BallCircle", PARAMS, SPEC, stage_names(SPEC, PARAMS))
+    units = plan_task("BallCircle", PARAMS, SPEC)
     producer = {out: name for name, st in stages.items() for out in st["outs"]}
 
     def closure(names):
@@ -188,7 +188,7 @@ def tiny_suite(tmp_path_factory):
          else shutil.copy(src, repo / item))
     params = tiny_params()
     params["seeds"] = {"data": 0, "learner": [0], "baseline": [0]}
-    params["suite"] = {"tasks": ["BallCircle", "BallRun"], "jobs": 2, "overrides": {"BallRun": {"bc.steps": 100}}}
+    params["suite"] = {"tasks": ["BallCircle", "BallRun"], "jobs": 2, "units": "seed", "overrides": {"BallRun": {"bc.steps": 100}}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
     git("init", "-q")
@@ -504,7 +504,7 @@ def test_only_keeps_the_asked_unit_kinds_and_drops_waits_on_the_others():
     """`--only data` fetches datasets alone; `--only learner` units no longer wait on a data unit that is not run."""
     from dspo.suite.run import only_kinds
 
-    units = plan_task("BallCircle", PARAMS, SPEC, stage_names(SPEC, PARAMS))
+    units = plan_task("BallCircle", PARAMS, SPEC)
     assert [u.name for u in only_kinds(units, ["data"])] == ["data"]
     learners = only_kinds(units, ["learner"])
     assert {u.name for u in learners} == {f"learner-{s}" for s in PARAMS["seeds"]["learner"]}

@@ -7,7 +7,6 @@ are built from those copies.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -21,7 +20,8 @@ from dspo.core.artifacts import write_json
 from dspo.core.config import load_params
 from dspo.core.errors import DSPOError, ParamError
 from dspo.suite.local import git, remove_workspace, run_units
-from dspo.suite.plan import SuiteConfig, Unit, plan_task, task_params
+from dspo.suite.plan import (SuiteConfig, Unit, expand_stages, keep_units, plan_task, stage_family,
+                             task_params)
 from dspo.suite.tables import write_suite_tables
 
 TUNING_DIR = Path("reports") / "tuning"  # scripts/tune.py's reports: the tables' tuning budgets
@@ -32,29 +32,25 @@ REPORT_FILES = ("results.json", "results.md", "results.png", "tuning.json", "tun
 ANALYSIS_DIRS = ("fig4",)
 TRACKED_INPUTS = ("dspo", "stages", "dvc.yaml", "params.yaml")
 EXECUTORS = ("local", "ray")
-
-
-def _resolve(value, params: dict):
-    """`${a.b}` -> params["a"]["b"] (what dvc.yaml's matrix/foreach lists refer to); literals pass through."""
-    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
-        for key in value[2:-1].split("."):
-            params = params[key]
-        return params
-    return value
+STAGE_TIMES = Path("benchmarks") / "results" / "repro_stages.json"
 
 
 def stage_names(dvc_spec: dict, params: dict) -> list[str]:
     """Stage names as DVC expands them: `name`, `name@item` (foreach), `name@v1-v2` (matrix, key order)."""
-    names = []
-    for name, body in dvc_spec["stages"].items():
-        if "foreach" in body:
-            names += [f"{name}@{item}" for item in _resolve(body["foreach"], params)]
-        elif "matrix" in body:
-            axes = [_resolve(v, params) for v in body["matrix"].values()]
-            names += [f"{name}@" + "-".join(map(str, combo)) for combo in itertools.product(*axes)]
-        else:
-            names.append(name)
-    return names
+    return list(expand_stages(dvc_spec, params))
+
+
+def stage_costs(repo: Path) -> dict[str, float]:
+    """Measured seconds per stage family from the last timed full run (benchmarks/results/repro_stages.json,
+    written by benchmarks/repro_stages.py), to start long units first; empty when there is none."""
+    path = repo / STAGE_TIMES
+    if not path.exists():
+        return {}
+    per_stage = json.loads(path.read_text()).get("stages", {})
+    costs: dict[str, list[float]] = {}
+    for name, seconds in per_stage.items():
+        costs.setdefault(stage_family(name), []).append(float(seconds))
+    return {family: sum(v) / len(v) for family, v in costs.items()}
 
 
 def check_clean(repo: Path) -> str:
@@ -111,9 +107,7 @@ def only_kinds(units: list[Unit], kinds: list[str]) -> list[Unit]:
     unknown = sorted(set(kinds) - set(UNIT_KINDS))
     if unknown:
         raise ParamError(f"--only {unknown}: unit kinds are {', '.join(UNIT_KINDS)}")
-    kept = [u for u in units if u.name.split("-")[0] in kinds]
-    names = {(u.task, u.name) for u in kept}
-    return [Unit(u.task, u.name, u.targets, after=tuple(a for a in u.after if (u.task, a) in names)) for u in kept]
+    return keep_units(units, lambda u: u.name.split("-")[0] in kinds)
 
 
 def copy_analysis_reports(src: Path, dest: Path) -> list[Path]:
@@ -176,7 +170,8 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
     commit = check_clean(repo)
     dvc_spec = yaml.safe_load((repo / "dvc.yaml").read_text())
     per_task = {t: task_params(params, t, cfg.overrides.get(t, {})) for t in tasks}
-    units: list[Unit] = [u for t in tasks for u in plan_task(t, per_task[t], dvc_spec, stage_names(dvc_spec, per_task[t]))]
+    costs = stage_costs(repo)
+    units: list[Unit] = [u for t in tasks for u in plan_task(t, per_task[t], dvc_spec, cfg.units, costs)]
     if only:
         units = only_kinds(units, only)
     cache = cache_dir_of(repo)
