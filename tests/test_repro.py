@@ -1,6 +1,5 @@
 """`make repro`'s driver: chains of a seed's stages as units, only what is stale, then `dvc repro` restores it all."""
 import json
-import shutil
 import subprocess
 import sys
 
@@ -70,21 +69,11 @@ def run_repro(repo, *args):
 @pytest.mark.slow
 def test_fanned_out_repro_computes_each_stage_once_then_only_what_a_param_change_touches(tmp_path):
     from tests.test_smoke_pipeline import dvc, tiny_params
+    from tests.test_suite import tiny_repo
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for item in ("dspo", "stages", "scripts", "dvc.yaml", ".gitignore", ".dvcignore"):
-        src = REPO / item
-        (shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
-         else shutil.copy(src, repo / item))
     params = tiny_params()
     params["seeds"] = {"data": 0, "learner": [0], "baseline": [0]}
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
-    git("init", "-q")
-    dvc(repo, "init", "-q", "-f")
-    git("add", "-A")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+    repo = tiny_repo(tmp_path / "repo", params)
 
     out = run_repro(repo, "--jobs", "2")
     first = json.loads((repo / ".suite/repro/run.json").read_text())

@@ -171,30 +171,39 @@ def table_rows(repo) -> list[dict]:
     return json.loads((repo / "reports/suite/table1.json").read_text())["rows"]
 
 
-@pytest.fixture(scope="module")
-def tiny_suite(tmp_path_factory):
-    """A committed tiny project of two tasks (BallRun with an override), its suite run once with the local
-    executor (2 units at once); returns (repo, run.json)."""
+def tiny_repo(repo, params: dict):
+    """`repo`: a committed git + DVC project of this package's pipeline with `params` (the suite and `make
+    repro` run HEAD of a real repository)."""
     import shutil
     import subprocess
 
-    from tests.test_smoke_pipeline import dvc, tiny_params
+    from tests.test_smoke_pipeline import dvc
 
-    repo = tmp_path_factory.mktemp("suite") / "repo"
     repo.mkdir()
     for item in ("dspo", "stages", "scripts", "dvc.yaml", ".gitignore", ".dvcignore"):
         src = REPO / item
         (shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
          else shutil.copy(src, repo / item))
-    params = tiny_params()
-    params["seeds"] = {"data": 0, "learner": [0], "baseline": [0]}
-    params["suite"] = {"tasks": ["BallCircle", "BallRun"], "jobs": 2, "units": "seed", "overrides": {"BallRun": {"bc.steps": 100}}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
     git("init", "-q")
     dvc(repo, "init", "-q", "-f")
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def tiny_suite(tmp_path_factory):
+    """A committed tiny project of two tasks (BallRun with an override), its suite run once with the local
+    executor (2 units at once); returns (repo, run.json)."""
+    from tests.test_smoke_pipeline import tiny_params
+
+    params = tiny_params()
+    params["seeds"] = {"data": 0, "learner": [0], "baseline": [0]}
+    params["suite"] = {"tasks": ["BallCircle", "BallRun"], "jobs": 2, "units": "seed",
+                       "overrides": {"BallRun": {"bc.steps": 100}}}
+    repo = tiny_repo(tmp_path_factory.mktemp("suite") / "repo", params)
     return repo, run_suite_cli(repo)
 
 
