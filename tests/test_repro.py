@@ -94,3 +94,27 @@ def test_fanned_out_repro_computes_each_stage_once_then_only_what_a_param_change
         "generate@0", "distill_bc@0", "evaluate@dspo-0", "analysis_oracle_generate@0", "analysis_oracle_distill@0",
         "evaluate@analysis_oracle_dspo-0"])
     assert "up to date" in dvc(repo, "status")
+
+
+def test_pipeline_code_that_differs_from_head_is_run_serially_not_fanned_out(tmp_path, monkeypatch):
+    """Units check out HEAD: with uncommitted pipeline code they would compute the wrong thing, so repro says
+    why and runs `dvc repro` here instead; with nothing stale it runs nothing at all."""
+    from dspo.suite import repro
+
+    (tmp_path / "dspo").mkdir()
+    (tmp_path / "dspo" / "x.py").write_text("a = 1\n")
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    calls = []
+    monkeypatch.setattr(repro, "serial_repro", lambda repo, reason: calls.append(reason) or 0)
+    monkeypatch.setattr(repro, "stale_stages", lambda repo: set())
+    assert repro.fanout_repro(tmp_path, tmp_path / "w")["stale"] == [] and calls == []
+    monkeypatch.setattr(repro, "stale_stages", lambda repo: {"report"})
+    (tmp_path / "dspo" / "x.py").write_text("a = 2\n")
+    assert repro.fanout_repro(tmp_path, tmp_path / "w")["units"] == []
+    assert calls == ["the pipeline code differs from HEAD (dspo/x.py, ...)"]
+    monkeypatch.setattr(repro, "serial_repro", lambda repo, reason: 1)
+    with pytest.raises(repro.DSPOError, match="dvc repro failed"):
+        repro.fanout_repro(tmp_path, tmp_path / "w")
