@@ -32,7 +32,7 @@ from dspo.evaluation.implied_cost import Reference, by_condition, implied_cost, 
 from dspo.learners.dspo.distill import DistillConfig
 from dspo.learners.dspo.inverse_dynamics import consecutive, fit_inverse_dynamics, segment_pairs
 from dspo.learners.normalizers import GaussianNormalizer
-from dspo.suite.run import cache_dir_of
+from dspo.suite.local import cache_dir_of
 
 REPO = Path(__file__).resolve().parents[1]
 CHAINS = {"dspo": "dspo", "analysis_oracle_dspo": "analysis_oracle"}  # algo -> data/<task>/<dir>/seed<k>/

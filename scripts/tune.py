@@ -25,7 +25,8 @@ from typing import List, Optional
 import typer
 
 from dspo.core.cli import stage
-from dspo.suite.run import cache_dir_of, check_clean
+from dspo.suite.local import cache_dir_of
+from dspo.suite.run import check_clean
 from dspo.core.errors import ParamError
 from dspo.suite.tune import parse_controls, parse_grid, run_controls, run_tuning, tuning_stem
 

@@ -56,6 +56,13 @@ def dvc_bin() -> str:
     return str(found) if found.exists() else "dvc"
 
 
+def cache_dir_of(repo: Path) -> Path:
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        return Path(r.cache.local_cache_dir)  # what `cache.dir` names (run-cache included)
+
+
 def git(repo: Path, *args: str) -> str:
     proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -13,8 +13,10 @@ longest seed; units start longest first, by the stage times of the last measured
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping
 
 import yaml
@@ -27,6 +29,7 @@ from dspo.data.tasks import get_task
 DATA_TARGET = "collect"  # the data stage (and, through its deps, train_behavior)
 REPORT = "report"  # the stage that reads every evaluation: the last unit of a task
 SEED_LISTS = {"${seeds.learner}": "learner", "${seeds.baseline}": "baseline"}
+STAGE_TIMES = Path("benchmarks") / "results" / "repro_stages.json"  # the last timed full run
 TEMPLATE = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -260,3 +263,16 @@ def plan_task(task: str, params: dict, dvc_spec: dict, units: str = "seed",
     work.sort(key=lambda u: -estimate(u.targets, cost or {}))  # stable: the plan's order without a measurement
     planned = [Unit(task, "data", (DATA_TARGET,)), *work]
     return [*planned, Unit(task, "report", (), after=tuple(u.name for u in planned))]
+
+
+def stage_costs(repo: Path) -> dict[str, float]:
+    """Measured seconds per stage family from the last timed full run (benchmarks/results/repro_stages.json,
+    written by benchmarks/repro_stages.py), to start long units first; empty when there is none."""
+    path = repo / STAGE_TIMES
+    if not path.exists():
+        return {}
+    per_stage = json.loads(path.read_text()).get("stages", {})
+    costs: dict[str, list[float]] = {}
+    for name, seconds in per_stage.items():
+        costs.setdefault(stage_family(name), []).append(float(seconds))
+    return {family: sum(v) / len(v) for family, v in costs.items()}

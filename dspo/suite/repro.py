@@ -20,9 +20,8 @@ import yaml
 from dspo.core.artifacts import write_json
 from dspo.core.config import load_params
 from dspo.core.errors import DSPOError
-from dspo.suite.local import dvc_bin, git, run_units, unit_env
-from dspo.suite.plan import REPORT, downstream, expand_stages, keep_units, plan_task
-from dspo.suite.run import cache_dir_of, stage_costs
+from dspo.suite.local import cache_dir_of, dvc_bin, git, run_units, unit_env
+from dspo.suite.plan import REPORT, downstream, expand_stages, keep_units, plan_task, stage_costs
 
 PIPELINE_CODE = ("dspo", "stages", "dvc.yaml")  # what the units take from HEAD (params.yaml comes from here)
 THREADS = 1  # torch threads per stage: the count the committed artifacts were computed at

@@ -19,9 +19,8 @@ import yaml
 from dspo.core.artifacts import write_json
 from dspo.core.config import load_params
 from dspo.core.errors import DSPOError, ParamError
-from dspo.suite.local import git, remove_workspace, run_units
-from dspo.suite.plan import (SuiteConfig, Unit, expand_stages, keep_units, plan_task, stage_family,
-                             task_params)
+from dspo.suite.local import cache_dir_of, git, remove_workspace, run_units
+from dspo.suite.plan import SuiteConfig, Unit, expand_stages, keep_units, plan_task, stage_costs, task_params
 from dspo.suite.tables import write_suite_tables
 
 TUNING_DIR = Path("reports") / "tuning"  # scripts/tune.py's reports: the tables' tuning budgets
@@ -32,25 +31,11 @@ REPORT_FILES = ("results.json", "results.md", "results.png", "tuning.json", "tun
 ANALYSIS_DIRS = ("fig4",)
 TRACKED_INPUTS = ("dspo", "stages", "dvc.yaml", "params.yaml")
 EXECUTORS = ("local", "ray")
-STAGE_TIMES = Path("benchmarks") / "results" / "repro_stages.json"
 
 
 def stage_names(dvc_spec: dict, params: dict) -> list[str]:
     """Stage names as DVC expands them: `name`, `name@item` (foreach), `name@v1-v2` (matrix, key order)."""
     return list(expand_stages(dvc_spec, params))
-
-
-def stage_costs(repo: Path) -> dict[str, float]:
-    """Measured seconds per stage family from the last timed full run (benchmarks/results/repro_stages.json,
-    written by benchmarks/repro_stages.py), to start long units first; empty when there is none."""
-    path = repo / STAGE_TIMES
-    if not path.exists():
-        return {}
-    per_stage = json.loads(path.read_text()).get("stages", {})
-    costs: dict[str, list[float]] = {}
-    for name, seconds in per_stage.items():
-        costs.setdefault(stage_family(name), []).append(float(seconds))
-    return {family: sum(v) / len(v) for family, v in costs.items()}
 
 
 def check_clean(repo: Path) -> str:
@@ -60,13 +45,6 @@ def check_clean(repo: Path) -> str:
         raise DSPOError("the suite runs the committed pipeline, but these files differ from HEAD:\n" + dirty
                         + "\ncommit (or stash) them first")
     return git(repo, "rev-parse", "HEAD")
-
-
-def cache_dir_of(repo: Path) -> Path:
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as r:
-        return Path(r.cache.local_cache_dir)  # what `cache.dir` names (run-cache included)
 
 
 def dvc_remote_url(repo: Path) -> str | None:
