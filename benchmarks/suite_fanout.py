@@ -49,7 +49,7 @@ def scaled_params(params: dict, scale: float, tasks: list[str], jobs: int, learn
     out["seeds"] = {"data": 0, "learner": list(range(learner_seeds)), "baseline": [0]}
     out["eval"].update({"tuning_episodes": 5, "test_episodes": 10})
     out["collect"]["strict"] = False  # small behavior budgets may miss the split rules: warn, go on
-    out["suite"] = {"tasks": tasks, "jobs": jobs, "overrides": {}}
+    out["suite"] = {"tasks": tasks, "jobs": jobs, "units": params["suite"]["units"], "overrides": {}}
     return out
 
 
