@@ -25,7 +25,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt tools/fix_safety_gymnasium.py
 	touch $(STAMP)
 
 # the default task's stale stages as units fanned out over the cores at one thread each (the committed
-# dvc.lock's thread count, so any CPU machine computes the committed artifacts), then `dvc repro` here
+# dvc.lock's thread count, so the core count does not change the artifacts), then `dvc repro` here
 repro: setup
 	$(BIN)/python scripts/repro.py
 

@@ -4,7 +4,7 @@
     python scripts/repro.py --jobs 1      # one unit at a time
     python scripts/repro.py --serial      # plain `dvc repro` at one thread per stage
 
-Same artifacts as `DSPO_THREADS=1 dvc repro` (the committed dvc.lock's thread count) on any CPU machine;
+Same artifacts as `DSPO_THREADS=1 dvc repro` (the committed dvc.lock's thread count), whatever the core count;
 see dspo/suite/repro.py for why.
 """
 from pathlib import Path

@@ -2,10 +2,10 @@
 
 Why one thread: a stage's torch float sums depend on its thread count, so a serial `dvc repro` at the
 machine's core count trained other discriminators and diffusion models on 2 cores than on 1 (README
-"Thread count"), and the committed dvc.lock was made at one thread. At one thread per stage every CPU
-machine computes the committed artifacts -- and a serial run would leave cores idle, so the stale
-stages run as the suite's units instead (chains of stages in git worktrees of HEAD sharing this
-project's DVC cache, `jobs` at once). The last step is `dvc repro` here, at one thread too: it restores
+"Thread count"), and the committed dvc.lock was made at one thread. At one thread per stage the core count
+no longer changes the artifacts (a fresh 2-core clone reproduced the committed lock exactly) -- and a
+serial run would leave cores idle, so the stale stages run as the suite's units instead (chains of stages
+in git worktrees of HEAD sharing this project's DVC cache, `jobs` at once). The last step is `dvc repro` here, at one thread too: it restores
 every stage the units computed from the run-cache and computes the rest (the report).
 """
 from __future__ import annotations
