@@ -5,8 +5,7 @@ import pytest
 import yaml
 
 from dspo.core.errors import ParamError
-from dspo.suite.plan import SuiteConfig, plan_task, seed_groups, task_params
-from dspo.suite.run import stage_names
+from dspo.suite.plan import SuiteConfig, expand_stages, plan_task, seed_groups, task_params
 from dspo.suite.tables import table1_markdown, write_suite_tables
 from tests.conftest import REPO
 from tests.test_dag import expanded_stages
@@ -16,11 +15,11 @@ SPEC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 
 
 def test_stage_names_match_dvcs_own_expansion():
-    assert sorted(stage_names(SPEC, PARAMS)) == sorted(expanded_stages())
+    assert sorted(expand_stages(SPEC, PARAMS)) == sorted(expanded_stages())
 
 
 def test_units_cover_every_stage_once_and_data_comes_first():
-    names = stage_names(SPEC, PARAMS)
+    names = list(expand_stages(SPEC, PARAMS))
     units = plan_task("BallCircle", PARAMS, SPEC)
     assert units[0].name == "data" and units[0].targets == ("collect",)
     assert units[-1].name == "report" and units[-1].targets == () and set(units[-1].after) == {u.name for u in units[:-1]}

@@ -171,29 +171,27 @@ def _reads(deps: list[str], outs: list[str]) -> bool:
     return any(_near(d, o) for d in deps for o in outs)
 
 
-def upstream(dvc_spec: dict, groups: set[str]) -> set[str]:
-    """`groups` and every stage group whose outputs they read, transitively (dvc.yaml paths, one inside the other)."""
-    stages = dvc_spec["stages"]
-    found, todo = set(groups), list(groups)
+def _reach(paths: Mapping[str, tuple[list[str], list[str]]], start: set[str], down: bool) -> set[str]:
+    """`start` and every node that reads their outputs (`down`) or whose outputs they read, transitively."""
+    found, todo = set(start) & set(paths), [s for s in start if s in paths]
     while todo:
-        deps = _paths(stages[todo.pop()], "deps")
-        for name, body in stages.items():
-            if name not in found and _reads(deps, _paths(body, "outs")):
+        deps, outs = paths[todo.pop()]
+        for name, (other_deps, other_outs) in paths.items():
+            if name not in found and (_reads(other_deps, outs) if down else _reads(deps, other_outs)):
                 found.add(name)
                 todo.append(name)
     return found
+
+
+def upstream(dvc_spec: dict, groups: set[str]) -> set[str]:
+    """`groups` and every stage group whose outputs they read, transitively (dvc.yaml paths, one inside the other)."""
+    return _reach({name: (_paths(body, "deps"), _paths(body, "outs")) for name, body in dvc_spec["stages"].items()},
+                  groups, down=False)
 
 
 def downstream(paths: Mapping[str, tuple[list[str], list[str]]], stages: set[str]) -> set[str]:
     """`stages` and every stage that reads their outputs, transitively (what must rerun when they do)."""
-    found, todo = set(stages) & set(paths), [s for s in stages if s in paths]
-    while todo:
-        outs = paths[todo.pop()][1]
-        for name, (deps, _) in paths.items():
-            if name not in found and _reads(deps, outs):
-                found.add(name)
-                todo.append(name)
-    return found
+    return _reach(paths, stages, down=True)
 
 
 def keep_units(units: list[Unit], keep) -> list[Unit]:

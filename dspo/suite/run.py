@@ -20,7 +20,7 @@ from dspo.core.artifacts import write_json
 from dspo.core.config import load_params
 from dspo.core.errors import DSPOError, ParamError
 from dspo.suite.local import cache_dir_of, git, remove_workspace, run_units
-from dspo.suite.plan import SuiteConfig, Unit, expand_stages, keep_units, plan_task, stage_costs, task_params
+from dspo.suite.plan import SuiteConfig, Unit, keep_units, plan_task, stage_costs, task_params
 from dspo.suite.tables import write_suite_tables
 
 TUNING_DIR = Path("reports") / "tuning"  # scripts/tune.py's reports: the tables' tuning budgets
@@ -31,11 +31,6 @@ REPORT_FILES = ("results.json", "results.md", "results.png", "tuning.json", "tun
 ANALYSIS_DIRS = ("fig4",)
 TRACKED_INPUTS = ("dspo", "stages", "dvc.yaml", "params.yaml")
 EXECUTORS = ("local", "ray")
-
-
-def stage_names(dvc_spec: dict, params: dict) -> list[str]:
-    """Stage names as DVC expands them: `name`, `name@item` (foreach), `name@v1-v2` (matrix, key order)."""
-    return list(expand_stages(dvc_spec, params))
 
 
 def check_clean(repo: Path) -> str:
