@@ -44,19 +44,22 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          params: Path = typer.Option(REPO / "params.yaml", help="base params file"),
          workdir: Path = typer.Option(REPO / ".suite" / "tune", help="worktrees and logs (git- and dvc-ignored)"),
          out_dir: Path = typer.Option(REPO / "reports" / "tuning", help="where <task>/<algo>--<knobs>.{json,md} go"),
-         threads: int = typer.Option(os.cpu_count() or 1, help="threads of each configuration's stages")) -> None:
+         threads: int = typer.Option(os.cpu_count() or 1, help="threads of each configuration's stages"),
+         jobs: Optional[int] = typer.Option(None, help="configurations at once after the first "
+                                            "[default: cores // threads]")) -> None:
+    jobs = jobs if jobs is not None else max(1, (os.cpu_count() or 1) // threads)
     if control:
         if grid:
             raise ParamError("--grid chooses on the tuning block, --control reports on the test block: use one")
         result = run_controls(REPO, params, task, algo, parse_controls(control), workdir.resolve(),
                               REPO / "reports" / task / "controls" / algo, check_clean(REPO), cache_dir_of(REPO),
-                              threads)
+                              threads, jobs)
         for row in result["rows"]:
             typer.echo(f"{row['config']}: reward {row['reward_mean']:.3f}, cost {row['cost_mean']:.2f}")
         return
     configs = parse_grid(grid or [])
     result = run_tuning(REPO, params, task, algo, configs, workdir.resolve(), out_dir / task / tuning_stem(algo, configs),
-                        check_clean(REPO), cache_dir_of(REPO), threads)
+                        check_clean(REPO), cache_dir_of(REPO), threads, jobs)
     typer.echo(f"chosen on the tuning block ({result['budget']} configurations): {result['chosen']}")
 
 

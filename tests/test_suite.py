@@ -582,3 +582,43 @@ def test_repro_stage_timer_sums_only_the_timings_logged_during_its_run(tmp_path)
     log.write_text('{"stage": "collect", "seconds": 5.0}\n{"stage": "train_bc@bc_all", "seconds": 2.5}\n'
                    '{"stage": "evaluate", "seconds": 1.25}\n')
     assert logged_seconds(log, 1) == 3.75
+
+
+def test_tuning_runs_the_first_configuration_alone_then_the_rest_in_parallel_and_keeps_the_grid_order(
+        tmp_path, monkeypatch):
+    """The first configuration computes what the grid shares; the others run `jobs` at a time; rows in grid order."""
+    import threading
+    import time as _time
+
+    from dspo.suite import tune
+    from dspo.suite.local import UnitResult
+
+    lock, state = threading.Lock(), {"now": 0, "peak_after_first": 0, "order": []}
+
+    def fake_run_unit(repo, commit, unit, params, root, cache_dir, threads, keep=False):
+        with lock:
+            state["now"] += 1
+            state["order"].append(unit.name)
+            first_running = state["order"] == ["dspo-0"]
+        _time.sleep(0.05 if first_running else 0.2)
+        with lock:
+            if not first_running:
+                state["peak_after_first"] = max(state["peak_after_first"], state["now"])
+            state["now"] -= 1
+        return UnitResult(unit, 0, 0.1, [], 0, tmp_path / "log", tmp_path / unit.name)
+
+    guidance = {f"dspo-{i}": g for i, g in enumerate([1.0, 1.5, 2.0, 3.0, 4.0])}
+    monkeypatch.setattr(tune, "run_unit", fake_run_unit)
+    monkeypatch.setattr(tune, "remove_workspace", lambda repo, ws: None)
+    monkeypatch.setattr(tune, "block_row", lambda ws, task, algo, seeds, block: {
+        "reward_mean": guidance[ws.name], "cost_mean": 0.5, "safe_seed_fraction": 1.0, "per_seed": []})
+    configs = tune.parse_grid(["generate.guidance=1.0,1.5,2.0,3.0,4.0"])
+    rows = tune.run_configs(REPO, REPO / "params.yaml", "BallCircle", "dspo", configs, tmp_path, "0" * 40,
+                            tmp_path / "cache", 1, "tuning", "tune", jobs=2)
+    assert state["order"][0] == "dspo-0"
+    assert state["peak_after_first"] == 2  # two at once after the first, never more
+    assert [r["reward_mean"] for r in rows] == [1.0, 1.5, 2.0, 3.0, 4.0]
+    assert [r["config"] for r in rows] == [c.name for c in configs]
+    with pytest.raises(ParamError, match="--jobs must be >= 1"):
+        tune.run_configs(REPO, REPO / "params.yaml", "BallCircle", "dspo", configs, tmp_path, "0" * 40,
+                         tmp_path / "cache", 1, "tuning", "tune", jobs=0)

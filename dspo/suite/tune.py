@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,10 +120,16 @@ def block_row(workspace: Path, task: str, algo: str, seeds: list[int], block: st
 
 
 def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
-                commit: str, cache_dir: Path, threads: int, block: str, label: str) -> list[dict]:
-    """Run every configuration (one after another) through `evaluate@<algo>-<seed>`; one row each, on `block`."""
+                commit: str, cache_dir: Path, threads: int, block: str, label: str, jobs: int = 1) -> list[dict]:
+    """Run every configuration through `evaluate@<algo>-<seed>`; one row each (in the grid's order), on `block`.
+
+    The first configuration runs alone, so the stages the grid shares (a DSPO grid over distillation knobs
+    shares its diffusion models) are computed once and the others restore them; the rest run `jobs` at a
+    time, each at `threads` threads (cores // threads jobs keep every core busy without oversubscribing)."""
     if algo not in algorithms():
         raise ParamError(f"--algo {algo!r} is not an algorithm; valid: {', '.join(sorted(algorithms()))}")
+    if jobs < 1:
+        raise ParamError(f"--jobs must be >= 1, got {jobs}")
     base = load_params(params_path)
     seed_key = "baseline" if algo in base["algorithms"][BASELINE_ALGOS_KEY] else "learner"
     group = "evaluate_baseline" if seed_key == "baseline" else "evaluate"
@@ -134,8 +141,9 @@ def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: li
         for name in dict.fromkeys(key.split(".")[0] for key in c.overrides):
             if name in models:
                 models[name].from_params(p, source=f"configuration {c.name}")
-    rows = []
-    for i, (config, params) in enumerate(zip(configs, per_config)):
+
+    def run_one(i: int) -> dict:
+        config, params = configs[i], per_config[i]
         seeds = list(params["seeds"][seed_key])
         unit = Unit(task, f"{algo}-{i}", tuple(f"{group}@{algo}-{s}" for s in seeds))
         done = run_unit(repo, commit, unit, params, root, cache_dir, threads, keep=True)  # the suite's unit runner
@@ -144,17 +152,24 @@ def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: li
         row = {"config": config.name, "overrides": config.overrides,
                **block_row(done.workspace, task, algo, seeds, block),
                "seconds": round(done.seconds, 1), "stages_run": len(done.ran), "stages_restored": done.restored}
-        rows.append(row)
         remove_workspace(repo, done.workspace)
         print(f"[{label}] {task} {algo} {config.name}: reward {row['reward_mean']:.3f}, cost {row['cost_mean']:.2f} "
               f"({row['seconds']:.0f} s, {row['stages_run']} stages run)", flush=True)
+        return row
+
+    if not configs:
+        return []
+    rows = [run_one(0)]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        rows += list(pool.map(run_one, range(1, len(configs))))
     return rows
 
 
 def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
-               out: Path, commit: str, cache_dir: Path, threads: int) -> dict:
+               out: Path, commit: str, cache_dir: Path, threads: int, jobs: int = 1) -> dict:
     """Run every configuration on the tuning block, write `out` (.json and .md) and return the result."""
-    rows = run_configs(repo, params_path, task, algo, configs, root, commit, cache_dir, threads, "tuning", "tune")
+    rows = run_configs(repo, params_path, task, algo, configs, root, commit, cache_dir, threads, "tuning", "tune",
+                       jobs)
     chosen = select(rows)
     result = {"task": task, "algo": algo, "eval_block": "tuning", "commit": commit, "budget": len(rows),
               "rule": RULE,
@@ -193,10 +208,10 @@ def compare_controls(rows: list[dict]) -> list[dict]:
 
 
 def run_controls(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
-                 out: Path, commit: str, cache_dir: Path, threads: int) -> dict:
+                 out: Path, commit: str, cache_dir: Path, threads: int, jobs: int = 1) -> dict:
     """Run the reference and every control on the test block; write `out` (.json and .md)."""
     rows = compare_controls(run_configs(repo, params_path, task, algo, configs, root, commit, cache_dir, threads,
-                                        "test", "control"))
+                                        "test", "control", jobs))
     result = {"task": task, "algo": algo, "eval_block": "test", "commit": commit, "rows": rows}
     write_report(result, out, controls_markdown(result))
     return result
