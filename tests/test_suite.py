@@ -417,6 +417,11 @@ def test_tuning_grid_is_the_cartesian_product_and_the_rule_prefers_safe_reward()
     result = {"task": "T", "algo": "dspo", "budget": 3, "commit": "0" * 40, "rule": "r", "chosen": "c",
               "rows": [{**r, "per_seed": [{"reward": r["reward_mean"], "cost": r["cost_mean"]}]} for r in rows]}
     assert "| **c** | 0.600 | 0.90 | 0.67 |" in tuning_markdown(result)
+    assert "Wall time" not in tuning_markdown(result)  # an older report, before configurations ran in parallel
+    timed = {**result, "jobs": 2, "threads": 1, "wall_seconds": 100.0,
+             "rows": [{**r, "seconds": 60.0} for r in result["rows"]]}
+    assert "Wall time 100 s, 2 configuration(s) at once" in tuning_markdown(timed)
+    assert "sum to 180 s" in tuning_markdown(timed)
 
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,12 +169,13 @@ def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: li
 def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
                out: Path, commit: str, cache_dir: Path, threads: int, jobs: int = 1) -> dict:
     """Run every configuration on the tuning block, write `out` (.json and .md) and return the result."""
+    start = time.perf_counter()
     rows = run_configs(repo, params_path, task, algo, configs, root, commit, cache_dir, threads, "tuning", "tune",
                        jobs)
     chosen = select(rows)
     result = {"task": task, "algo": algo, "eval_block": "tuning", "commit": commit, "budget": len(rows),
-              "rule": RULE,
-              "chosen": chosen["config"], "rows": rows}
+              "rule": RULE, "chosen": chosen["config"], "jobs": jobs, "threads": threads,
+              "wall_seconds": round(time.perf_counter() - start, 1), "rows": rows}
     write_report(result, out, tuning_markdown(result))
     return result
 
@@ -235,8 +237,12 @@ def controls_markdown(result: dict) -> str:
 
 def tuning_markdown(result: dict) -> str:
     lines = [f"# {result['task']} {result['algo']}: {result['budget']} configurations on the tuning block",
-             "", f"Commit {result['commit'][:10]}. Rule: {result['rule']}. Chosen: `{result['chosen']}`.", "",
-             "| configuration | reward | cost | safe seeds | per seed (reward / cost) |", "|---|---|---|---|---|"]
+             "", f"Commit {result['commit'][:10]}. Rule: {result['rule']}. Chosen: `{result['chosen']}`.", ""]
+    if "wall_seconds" in result:  # reports written before configurations ran in parallel do not have it
+        total = sum(r["seconds"] for r in result["rows"])
+        lines += [f"Wall time {result['wall_seconds']:.0f} s, {result['jobs']} configuration(s) at once after the first, "
+                  f"{result['threads']} thread(s) each (the configurations' own times sum to {total:.0f} s).", ""]
+    lines += ["| configuration | reward | cost | safe seeds | per seed (reward / cost) |", "|---|---|---|---|---|"]
     for r in result["rows"]:
         seeds = ", ".join(f"{s['reward']:.3f} / {s['cost']:.2f}" for s in r["per_seed"])
         mark = "**" if r["config"] == result["chosen"] else ""
