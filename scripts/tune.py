@@ -28,7 +28,7 @@ from dspo.core.cli import stage
 from dspo.suite.local import cache_dir_of
 from dspo.suite.run import check_clean
 from dspo.core.errors import ParamError
-from dspo.suite.tune import parse_controls, parse_grid, run_controls, run_tuning, tuning_stem
+from dspo.suite.tune import parse_controls, parse_grid, parse_seeds, run_controls, run_tuning, tuning_stem
 
 REPO = Path(__file__).resolve().parents[1]
 app = typer.Typer(add_completion=False)
@@ -46,20 +46,25 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          out_dir: Path = typer.Option(REPO / "reports" / "tuning", help="where <task>/<algo>--<knobs>.{json,md} go"),
          threads: int = typer.Option(os.cpu_count() or 1, help="threads of each configuration's stages"),
          jobs: Optional[int] = typer.Option(None, help="configurations at once after the first "
-                                            "[default: cores // threads]")) -> None:
+                                            "[default: cores // threads]"),
+         seeds: Optional[str] = typer.Option(None, help="comma-separated seeds to run every configuration on, "
+                                             "instead of params' seeds.learner / seeds.baseline (e.g. 0,1,2)")) -> None:
     jobs = jobs if jobs is not None else max(1, (os.cpu_count() or 1) // threads)
+    seed_list = parse_seeds(seeds) if seeds is not None else None
     if control:
         if grid:
             raise ParamError("--grid chooses on the tuning block, --control reports on the test block: use one")
         result = run_controls(REPO, params, task, algo, parse_controls(control), workdir.resolve(),
                               REPO / "reports" / task / "controls" / algo, check_clean(REPO), cache_dir_of(REPO),
-                              threads, jobs)
+                              threads, jobs, seed_list)
         for row in result["rows"]:
             typer.echo(f"{row['config']}: reward {row['reward_mean']:.3f}, cost {row['cost_mean']:.2f}")
         return
     configs = parse_grid(grid or [])
-    result = run_tuning(REPO, params, task, algo, configs, workdir.resolve(), out_dir / task / tuning_stem(algo, configs),
-                        check_clean(REPO), cache_dir_of(REPO), threads, jobs)
+    out = out_dir / task / tuning_stem(algo, configs, seed_list)
+    result = run_tuning(REPO, params, task, algo, configs, workdir.resolve(), out,
+                        check_clean(REPO), cache_dir_of(REPO), threads, jobs,
+                        seed_list)
     typer.echo(f"chosen on the tuning block ({result['budget']} configurations): {result['chosen']}")
 
 

@@ -138,7 +138,7 @@ def test_suite_tables_follow_the_contract(tmp_path):
 
 
 def test_table1_counts_each_algorithms_tuning_configurations(tmp_path):
-    """The budget a reader compares: the sum over an algorithm's grid reports, 1 without one, per task."""
+    """The budget a reader compares: the configurations of an algorithm's grid reports, 1 without one, per task."""
     dirs = {"BallCircle": fake_task(tmp_path, "BallCircle", {"bc_safe": [0.4, 0.5], "dspo": [0.6, 0.7],
                                                              "analysis_oracle_dspo": [0.9, 0.9]},
                                     {"bc_safe": [0.2, 0.3], "dspo": [0.5, 0.9], "analysis_oracle_dspo": [0.1, 0.1]})}
@@ -146,7 +146,8 @@ def test_table1_counts_each_algorithms_tuning_configurations(tmp_path):
     tuning.mkdir(parents=True)
     for stem, budget in (("dspo--generate.keep_fraction", 3), ("dspo--disc.backbone", 2), ("bc_safe--bc.steps", 4),
                          ("bc_all_extra--bc.steps", 9)):  # a name that only starts like an algorithm is not counted
-        (tuning / f"{stem}.json").write_text(json.dumps({"budget": budget, "rows": []}))
+        rows = [{"config": f"{stem}={i}"} for i in range(budget)]
+        (tuning / f"{stem}.json").write_text(json.dumps({"budget": budget, "rows": rows}))
     t1, _ = write_suite_tables(dirs, tmp_path / "suite", tmp_path / "tuning")
     assert {r["algo"]: r["tuning_configs"] for r in t1["rows"]} == {"bc_safe": 4, "dspo": 5, "analysis_oracle_dspo": 1}
     md = table1_markdown(t1)
@@ -627,3 +628,49 @@ def test_tuning_runs_the_first_configuration_alone_then_the_rest_in_parallel_and
     with pytest.raises(ParamError, match="--jobs must be >= 1"):
         tune.run_configs(REPO, REPO / "params.yaml", "BallCircle", "dspo", configs, tmp_path, "0" * 40,
                          tmp_path / "cache", 1, "tuning", "tune", jobs=0)
+
+
+def test_tuning_on_explicit_seeds_runs_every_configuration_on_them_and_names_its_own_report(tmp_path, monkeypatch):
+    """`--seeds 0,1,2` for a baseline: every configuration evaluates those seeds (not seeds.baseline's one)."""
+    from dspo.suite import tune
+    from dspo.suite.local import UnitResult
+
+    targets = []
+
+    def fake_run_unit(repo, commit, unit, params, root, cache_dir, threads, keep=False):
+        targets.append((unit.targets, params["seeds"]["baseline"], params["seeds"]["learner"]))
+        return UnitResult(unit, 0, 0.1, [], 0, tmp_path / "log", tmp_path / unit.name)
+
+    monkeypatch.setattr(tune, "run_unit", fake_run_unit)
+    monkeypatch.setattr(tune, "remove_workspace", lambda repo, ws: None)
+    monkeypatch.setattr(tune, "block_row", lambda ws, task, algo, seeds, block: {
+        "reward_mean": 0.5, "cost_mean": 0.5, "safe_seed_fraction": 1.0, "per_seed": [{"seed": s} for s in seeds]})
+    configs = tune.parse_grid(["dwbc.eta=0.1,0.3"])
+    rows = tune.run_configs(REPO, REPO / "params.yaml", "BallCircle", "dwbc", configs, tmp_path, "0" * 40,
+                            tmp_path / "cache", 1, "tuning", "tune", jobs=1, seeds=[0, 1, 2])
+    learner = PARAMS["seeds"]["learner"]
+    assert targets == [(tuple(f"evaluate_baseline@dwbc-{s}" for s in (0, 1, 2)), [0, 1, 2], learner)] * 2
+    assert [[s["seed"] for s in r["per_seed"]] for r in rows] == [[0, 1, 2]] * 2
+    assert tune.tuning_stem("dwbc", configs, [0, 1, 2]) == "dwbc--dwbc.eta--seeds0-1-2"
+    assert tune.tuning_stem("dwbc", configs) == "dwbc--dwbc.eta"
+    assert tune.parse_seeds("0,1,2") == [0, 1, 2]
+    for bad in ([], [1, 1], [-1]):
+        with pytest.raises(ParamError, match="--seeds must be distinct non-negative integers"):
+            tune.run_configs(REPO, REPO / "params.yaml", "BallCircle", "dwbc", configs, tmp_path, "0" * 40,
+                             tmp_path / "cache", 1, "tuning", "tune", seeds=bad)
+    with pytest.raises(ParamError, match="expected comma-separated integers"):
+        tune.parse_seeds("0;1")
+
+
+def test_a_tuning_budget_counts_distinct_configurations_over_an_algorithms_grids(tmp_path):
+    """The same grid rerun on more seeds is more evidence, not more configurations tried."""
+    from dspo.suite.tables import tuning_budgets
+    from dspo.suite.tune import write_report
+
+    def report(stem, configs):
+        write_report({"budget": len(configs), "rows": [{"config": c} for c in configs]}, tmp_path / "T" / stem, "")
+
+    report("dwbc--dwbc.eta", ["dwbc.eta=0.1", "dwbc.eta=0.3"])
+    report("dwbc--dwbc.eta--seeds0-1-2", ["dwbc.eta=0.1", "dwbc.eta=0.3"])
+    report("dwbc--dwbc.alpha", ["dwbc.alpha=30.0"])
+    assert tuning_budgets(tmp_path, "T", ["dwbc", "iql"]) == {"dwbc": 3, "iql": 1}

@@ -33,12 +33,13 @@ def _cell(row: dict | None, best: bool) -> str:
 
 
 def tuning_budgets(tuning_dir: Path | None, task: str, algos: list[str]) -> dict[str, int]:
-    """Configurations each algorithm had on `task`'s tuning block: the sum over its grids' reports
-    (`<tuning_dir>/<task>/<algo>--<knobs>.json`, scripts/tune.py); 1 (params.yaml as is) without one."""
+    """Configurations each algorithm had on `task`'s tuning block: the distinct configurations over its grids'
+    reports (`<tuning_dir>/<task>/<algo>--<knobs>.json`, scripts/tune.py; a grid rerun on more seeds counts once);
+    1 (params.yaml as is) without one."""
     out = {}
     for algo in algos:
         reports = [] if tuning_dir is None else sorted((Path(tuning_dir) / task).glob(f"{algo}--*.json"))
-        out[algo] = sum(int(read_json(p)["budget"]) for p in reports) or 1
+        out[algo] = len({row["config"] for p in reports for row in read_json(p)["rows"]}) or 1
     return out
 
 

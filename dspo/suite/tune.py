@@ -82,10 +82,20 @@ def parse_grid(items: list[str]) -> list[Config]:
     return configs
 
 
-def tuning_stem(algo: str, configs: list[Config]) -> str:
-    """`<algo>--<key>+<key>`: one report per grid of knobs, so a later grid never overwrites an earlier one."""
+def parse_seeds(text: str) -> list[int]:
+    """`0,1,2` -> [0, 1, 2]; anything else is refused with what to write."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ParamError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def tuning_stem(algo: str, configs: list[Config], seeds: list[int] | None = None) -> str:
+    """`<algo>--<key>+<key>[--seeds0-1-2]`: one report per grid of knobs (and per explicit seed list), so a later
+    grid never overwrites an earlier one."""
     keys = list(dict.fromkeys(k for c in configs for k in c.overrides))
-    return f"{algo}--{'+'.join(keys)}" if keys else algo
+    stem = f"{algo}--{'+'.join(keys)}" if keys else algo
+    return stem + ("--seeds" + "-".join(map(str, seeds)) if seeds is not None else "")
 
 
 def write_report(result: dict, out: Path, markdown: str) -> tuple[Path, Path]:
@@ -121,12 +131,15 @@ def block_row(workspace: Path, task: str, algo: str, seeds: list[int], block: st
 
 
 def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
-                commit: str, cache_dir: Path, threads: int, block: str, label: str, jobs: int = 1) -> list[dict]:
+                commit: str, cache_dir: Path, threads: int, block: str, label: str, jobs: int = 1,
+                seeds: list[int] | None = None) -> list[dict]:
     """Run every configuration through `evaluate@<algo>-<seed>`; one row each (in the grid's order), on `block`.
 
     The first configuration runs alone, so the stages the grid shares (a DSPO grid over distillation knobs
     shares its diffusion models) are computed once and the others restore them; the rest run `jobs` at a
-    time, each at `threads` threads (cores // threads jobs keep every core busy without oversubscribing)."""
+    time, each at `threads` threads (cores // threads jobs keep every core busy without oversubscribing).
+    `seeds` replaces the algorithm's seed list (`seeds.learner` or `seeds.baseline`) in every configuration: a
+    baseline tuned on its one default seed picks that seed's knife edge (README, DWBC)."""
     if algo not in algorithms():
         raise ParamError(f"--algo {algo!r} is not an algorithm; valid: {', '.join(sorted(algorithms()))}")
     if jobs < 1:
@@ -137,6 +150,11 @@ def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: li
     if seed_key == "learner" and algo not in base["algorithms"]["evaluated"]:
         raise ParamError(f"--algo {algo!r} is not evaluated by the pipeline (algorithms.evaluated)")
     per_config = [task_params(base, task, c.overrides) for c in configs]  # refuse unknown keys before any run
+    if seeds is not None:
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ParamError(f"--seeds must be distinct non-negative integers, got {seeds}")
+        for p in per_config:
+            p["seeds"][seed_key] = list(seeds)
     models = section_models()
     for c, p in zip(configs, per_config):  # refuse bad values (and bc.per_algo entries) here, not in a stage
         for name in dict.fromkeys(key.split(".")[0] for key in c.overrides):
@@ -167,14 +185,15 @@ def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: li
 
 
 def run_tuning(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
-               out: Path, commit: str, cache_dir: Path, threads: int, jobs: int = 1) -> dict:
+               out: Path, commit: str, cache_dir: Path, threads: int, jobs: int = 1,
+               seeds: list[int] | None = None) -> dict:
     """Run every configuration on the tuning block, write `out` (.json and .md) and return the result."""
     start = time.perf_counter()
     rows = run_configs(repo, params_path, task, algo, configs, root, commit, cache_dir, threads, "tuning", "tune",
-                       jobs)
+                       jobs, seeds)
     chosen = select(rows)
     result = {"task": task, "algo": algo, "eval_block": "tuning", "commit": commit, "budget": len(rows),
-              "rule": RULE, "chosen": chosen["config"], "jobs": jobs, "threads": threads,
+              "rule": RULE, "chosen": chosen["config"], "jobs": jobs, "threads": threads, "seeds": seeds,
               "wall_seconds": round(time.perf_counter() - start, 1), "rows": rows}
     write_report(result, out, tuning_markdown(result))
     return result
@@ -210,10 +229,11 @@ def compare_controls(rows: list[dict]) -> list[dict]:
 
 
 def run_controls(repo: Path, params_path: Path, task: str, algo: str, configs: list[Config], root: Path,
-                 out: Path, commit: str, cache_dir: Path, threads: int, jobs: int = 1) -> dict:
+                 out: Path, commit: str, cache_dir: Path, threads: int, jobs: int = 1,
+                 seeds: list[int] | None = None) -> dict:
     """Run the reference and every control on the test block; write `out` (.json and .md)."""
     rows = compare_controls(run_configs(repo, params_path, task, algo, configs, root, commit, cache_dir, threads,
-                                        "test", "control", jobs))
+                                        "test", "control", jobs, seeds))
     result = {"task": task, "algo": algo, "eval_block": "test", "commit": commit, "rows": rows}
     write_report(result, out, controls_markdown(result))
     return result
