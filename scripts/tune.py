@@ -62,9 +62,8 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         return
     configs = parse_grid(grid or [])
     out = out_dir / task / tuning_stem(algo, configs, seed_list)
-    result = run_tuning(REPO, params, task, algo, configs, workdir.resolve(), out,
-                        check_clean(REPO), cache_dir_of(REPO), threads, jobs,
-                        seed_list)
+    result = run_tuning(REPO, params, task, algo, configs, workdir.resolve(), out, check_clean(REPO),
+                        cache_dir_of(REPO), threads, jobs, seed_list)
     typer.echo(f"chosen on the tuning block ({result['budget']} configurations): {result['chosen']}")
 
 

@@ -163,13 +163,13 @@ def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: li
 
     def run_one(i: int) -> dict:
         config, params = configs[i], per_config[i]
-        seeds = list(params["seeds"][seed_key])
-        unit = Unit(task, f"{algo}-{i}", tuple(f"{group}@{algo}-{s}" for s in seeds))
+        run_seeds = list(params["seeds"][seed_key])  # `seeds` when given, else params' list
+        unit = Unit(task, f"{algo}-{i}", tuple(f"{group}@{algo}-{s}" for s in run_seeds))
         done = run_unit(repo, commit, unit, params, root, cache_dir, threads, keep=True)  # the suite's unit runner
         if done.returncode != 0:
             raise ParamError(f"configuration {config.name} failed: see {done.log}")
         row = {"config": config.name, "overrides": config.overrides,
-               **block_row(done.workspace, task, algo, seeds, block),
+               **block_row(done.workspace, task, algo, run_seeds, block),
                "seconds": round(done.seconds, 1), "stages_run": len(done.ran), "stages_restored": done.restored}
         remove_workspace(repo, done.workspace)
         print(f"[{label}] {task} {algo} {config.name}: reward {row['reward_mean']:.3f}, cost {row['cost_mean']:.2f} "
