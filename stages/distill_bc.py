@@ -3,7 +3,8 @@
 With `distill.source: unlabeled | labeled_safe` (controls) real D^U pairs -- all of them, or those of the
 episodes the chain's labels call safe -- take D^G's place at the same share. `distill.labeled_share`
 adds the labeled-safe episodes beside D^G, `distill.actions: inverse_dynamics` relabels D^G's actions with an
-inverse-dynamics model fitted on the dataset's transitions (levers of the method)."""
+inverse-dynamics model fitted on the dataset's transitions, `distill.learner: dwbc` trains DWBC with that mixture as
+its expert set and D^U as its mixed set (`dwbc.*` settings; levers of the method)."""
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,10 @@ from dspo.data.schemas import (GENERATED, LABELED, SAFE_DEMO, UNLABELED, read_da
                                vectors)
 from dspo.data.tasks import get_task
 from dspo.learners.bc import BCConfig, train_bc
-from dspo.learners.dspo.distill import DistillConfig, labeled_safe_episodes, mixture_weights
+from dspo.learners.baselines.dwbc import DWBCConfig
+from dspo.learners.dspo.distill import DistillConfig, distill_dwbc, labeled_safe_episodes, mixture_weights
 from dspo.learners.dspo.inverse_dynamics import consecutive, fit_inverse_dynamics, generated_segments, relabel
+from dspo.learners.transitions import build_offline_data
 
 app = typer.Typer(add_completion=False)
 
@@ -36,6 +39,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     all_params = load_params(params)
     cfg = BCConfig.from_params(all_params, source=params).for_algo(algo)
     distill = DistillConfig.from_params(all_params, source=params)
+    dwbc_cfg = DWBCConfig.from_params(all_params, source=params) if distill.learner == "dwbc" else None
     share = distill.generated_share
     dirs = task_dirs(task)
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
@@ -66,21 +70,28 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     if distill.labeled_share > 0:  # the lever: labeled-safe real episodes beside D^G
         chosen = data.select(np.isin(data.episode_id, labeled_safe_episodes(read_frame(LABELED, labels), str(labels))))
         lab_obs, lab_act = chosen.obs, chosen.action
-    obs = np.concatenate([demos.obs, gen_obs, lab_obs])
-    act = np.concatenate([demos.action, gen_act, lab_act])
-    weights = mixture_weights(len(demos.obs), len(gen_obs), share, len(lab_obs), distill.labeled_share)
-    policy, curve = train_bc(obs, act, spec.act_low, spec.act_high, cfg, resolve_device(device),
-                             weights=weights, desc=algo)
+    if dwbc_cfg is not None:  # the lever: DWBC with the mixture as its expert set, D^U as its mixed set
+        offline = build_offline_data(data, spec.act_low, spec.act_high, resolve_device(device))
+        policy, curve = distill_dwbc(offline, np.concatenate([gen_obs, lab_obs]), np.concatenate([gen_act, lab_act]),
+                                     len(gen_obs), share, distill.labeled_share, dwbc_cfg, resolve_device(device),
+                                     desc=algo)
+    else:
+        obs = np.concatenate([demos.obs, gen_obs, lab_obs])
+        act = np.concatenate([demos.action, gen_act, lab_act])
+        weights = mixture_weights(len(demos.obs), len(gen_obs), share, len(lab_obs), distill.labeled_share)
+        policy, curve = train_bc(obs, act, spec.act_low, spec.act_high, cfg, resolve_device(device),
+                                 weights=weights, desc=algo)
     out = dirs["models"] / algo / seed_dir(seed) / "policy.pt"
     save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "demo_pairs": int(len(demos.obs)),
                                              "generated_pairs": int(len(gen_obs)), "generated_share": share,
                                              "source": distill.source, "labeled_pairs": int(len(lab_obs)),
                                              "labeled_share": distill.labeled_share, "actions": distill.actions,
-                                             "relabel_mean_abs_change": action_change,
-                                             "trainer": cfg.model_dump(exclude={"per_algo"})}), out)
+                                             "relabel_mean_abs_change": action_change, "learner": distill.learner,
+                                             "trainer": (dwbc_cfg.model_dump() if dwbc_cfg is not None
+                                                         else cfg.model_dump(exclude={"per_algo"}))}), out)
     write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} {distill.source} pairs (share {share}) + "
-               f"{len(lab_obs)} labeled-safe pairs (share {distill.labeled_share}), actions {distill.actions}"
+               f"{len(lab_obs)} labeled-safe pairs (share {distill.labeled_share}), actions {distill.actions}, learner {distill.learner}"
                f"{'' if action_change is None else f' (mean |change| {action_change:.3f})'}, final MSE "
                f"{curve['mse'].iloc[-1]:.4f} -> {out}")
 

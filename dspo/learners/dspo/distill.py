@@ -17,6 +17,12 @@ inverse-dynamics model, fitted on dataset.parquet's real transitions, says takes
 `distill.labeled_share` (a lever of the method, not a control) adds those labeled-safe D^U episodes
 *beside* D^G: a further fraction of each batch, the rest staying on D^S. The chain's labels then reach the
 policy twice, through the generation's condition and as a filter on real data.
+
+`distill.learner: dwbc` (a lever) distills with DWBC (Xu et al. 2022) instead of plain BC: the same mixture of
+D^S and D^G (and labeled-safe episodes) is DWBC's *expert* set, drawn with the same per-pair weights, and D^U is
+its mixed set, with the `dwbc.*` settings the baseline was tuned to. Tuned DWBC on D^S alone is the strongest
+safe learner on BallCircle, so this asks the sharper question: does adding D^G to the best learner's expert
+set beat that learner without it (the DWBC baseline row is the control)?
 """
 from __future__ import annotations
 
@@ -24,13 +30,17 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+import torch
 from pydantic import model_validator
 
 from dspo.core.config import PosFloat, PosInt, Section, UnitFloat, Widths
 from dspo.core.errors import DataError, ParamError
 from dspo.data.schemas import SAFE_DEMO
+from dspo.learners.baselines.dwbc import DWBC, DWBCConfig
 from dspo.learners.bc import BCConfig
-from dspo.learners.contract import ANALYSIS, METHOD, Algorithm
+from dspo.learners.contract import ANALYSIS, METHOD, Algorithm, fit
+from dspo.learners.nets import DeterministicPolicy
+from dspo.learners.transitions import OfflineData, require_expert_data, with_expert_pairs
 
 
 class DistillConfig(Section):
@@ -41,6 +51,7 @@ class DistillConfig(Section):
     source: Literal["generated", "unlabeled", "labeled_safe"]  # what fills that share (module docstring)
     labeled_share: UnitFloat  # fraction of each batch from the D^U episodes labeled safe, beside D^G (0 = off)
     actions: Literal["generated", "inverse_dynamics"]  # D^G's actions as sampled, or relabeled by g(s_t, s_{t+1})
+    learner: Literal["bc", "dwbc"]  # the paper's BC on the mixture, or DWBC with the mixture as its expert set
     inverse_hidden: Widths  # the inverse-dynamics model (actions: inverse_dynamics; also scripts/generation_probe.py)
     inverse_steps: PosInt
     inverse_batch_size: PosInt
@@ -92,6 +103,45 @@ def mixture_weights(n_demo: int, n_generated: int, generated_share: float | None
     gen_w = generated_share / max(n_generated, 1)
     lab_w = labeled_share / max(n_labeled, 1)
     return np.concatenate([np.full(n_demo, demo_w), np.full(n_generated, gen_w), np.full(n_labeled, lab_w)])
+
+
+class MixtureExpertDWBC(DWBC):
+    """DWBC whose expert minibatch is drawn from D^S and the extra expert pairs with the distillation's weights.
+
+    Logs `mse` too (the mode's squared error on the expert batch, normalized action units), the column the
+    distillation's training plot reads for either learner."""
+
+    def __init__(self, data: OfflineData, cfg: DWBCConfig, device, expert_probs: torch.Tensor):
+        super().__init__(data, cfg, device)
+        if len(expert_probs) != len(self.rows[0]):
+            raise DataError(f"{len(expert_probs)} expert weights for {len(self.rows[0])} expert pairs")
+        self.expert_probs = expert_probs
+
+    def batch(self, step: int) -> tuple[dict, dict]:
+        pick = torch.multinomial(self.expert_probs, self.cfg.batch_size, replacement=True)
+        return self.data.batch(self.rows[0][pick]), self.data.sample(self.cfg.batch_size, self.rows[1])
+
+    def update(self, batch: tuple[dict, dict], step: int) -> dict[str, float]:
+        logs = super().update(batch, step)
+        with torch.no_grad():
+            logs["mse"] = torch.mean((self.actor.mode(batch[0]["obs"]) - batch[0]["action"]) ** 2).item()
+        return logs
+
+
+def distill_dwbc(offline: OfflineData, extra_obs: np.ndarray, extra_act: np.ndarray, n_generated: int,
+                 generated_share: float | None, labeled_share: float, cfg: DWBCConfig, device,
+                 desc: str = "dwbc") -> tuple[DeterministicPolicy, pd.DataFrame]:
+    """DWBC with expert set D^S | D^G | labeled safe (extra_* holds the last two, generated first) and mixed set D^U.
+
+    The expert rows are drawn with `mixture_weights`, so the shares mean what they mean for BC."""
+    require_expert_data(offline, "distill.learner=dwbc")
+    n_demo = int(offline.expert.sum())
+    data = with_expert_pairs(offline, extra_obs, extra_act)
+    weights = mixture_weights(n_demo, n_generated, generated_share, len(extra_obs) - n_generated, labeled_share)
+    probs = torch.as_tensor(weights, dtype=torch.float32, device=data.obs.device)
+    learner = MixtureExpertDWBC(data, cfg, device, probs)
+    curve = fit(learner, cfg.steps, cfg.log_every, desc)
+    return learner.export(), curve
 
 
 ALGORITHMS = (
