@@ -5,8 +5,8 @@ import torch
 
 from dspo.core.errors import DataError
 from dspo.learners.baselines.dwbc import DWBCConfig
-from dspo.learners.dspo.distill import DistillConfig, MixtureExpertDWBC, distill_dwbc, mixture_weights
-from dspo.learners.transitions import build_offline_data, with_expert_pairs
+from dspo.learners.dspo.distill import DistillConfig, MixtureExpertDWBC, distill_dwbc, mixture_weights, with_expert_pairs
+from dspo.learners.transitions import build_offline_data
 from tests.conftest import REPO
 from tests.test_baselines import HIGH, LOW, expert_action, synthetic_steps
 

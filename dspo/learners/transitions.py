@@ -12,7 +12,7 @@ last step of a *terminated* episode keeps done = 1 (its successor is never used)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -120,30 +120,6 @@ def build_offline_data(data: StepData, act_low: np.ndarray, act_high: np.ndarray
         episode_id=ep[keep], step=step[keep], episode_steps=int(step.max()) + 1, obs_norm=obs_norm,
         act_bounds=bounds,
     )
-
-
-def with_expert_pairs(data: OfflineData, obs: np.ndarray, action: np.ndarray) -> OfflineData:
-    """`data` with extra expert-side (s, a) pairs appended (raw units, normalized with `data`'s normalizers).
-
-    The pairs have no successor or reward (generated segments, states-only): reward 0, next_obs = obs,
-    done 0. Only learners that read (s, a, expert) alone may train on the result (DWBC, BC), never a TD learner.
-    """
-    if len(obs) == 0:
-        return data
-    if obs.shape[1] != data.obs_dim or action.shape[1] != data.act_dim:
-        raise DataError(f"shape mismatch: extra pairs have obs/action sizes {obs.shape[1]}/{action.shape[1]}, the "
-                        f"transitions {data.obs_dim}/{data.act_dim}")
-    dev = data.obs.device
-    low, high = data.act_bounds.low, data.act_bounds.high
-    new_obs = torch.as_tensor(data.obs_norm.normalize(obs), dtype=torch.float32, device=dev)
-    new_act = torch.as_tensor(data.act_bounds.normalize(np.clip(action, low, high)), dtype=torch.float32, device=dev)
-    n = len(obs)
-    return replace(data, obs=torch.cat([data.obs, new_obs]), action=torch.cat([data.action, new_act]),
-                   reward=torch.cat([data.reward, torch.zeros(n, device=dev)]),
-                   next_obs=torch.cat([data.next_obs, new_obs]), done=torch.cat([data.done, torch.zeros(n, device=dev)]),
-                   expert=torch.cat([data.expert, torch.ones(n, dtype=torch.bool, device=dev)]),
-                   episode_id=np.concatenate([data.episode_id, np.full(n, -1, dtype=data.episode_id.dtype)]),
-                   step=np.concatenate([data.step, np.zeros(n, dtype=data.step.dtype)]))
 
 
 def require_expert_data(data: OfflineData, algo: str, minimum: int = 2) -> None:

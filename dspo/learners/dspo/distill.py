@@ -26,6 +26,7 @@ set beat that learner without it (the DWBC baseline row is the control)?
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -40,7 +41,7 @@ from dspo.learners.baselines.dwbc import DWBC, DWBCConfig
 from dspo.learners.bc import BCConfig
 from dspo.learners.contract import ANALYSIS, METHOD, Algorithm, fit
 from dspo.learners.nets import DeterministicPolicy
-from dspo.learners.transitions import OfflineData, require_expert_data, with_expert_pairs
+from dspo.learners.transitions import OfflineData, require_expert_data
 
 
 class DistillConfig(Section):
@@ -103,6 +104,30 @@ def mixture_weights(n_demo: int, n_generated: int, generated_share: float | None
     gen_w = generated_share / max(n_generated, 1)
     lab_w = labeled_share / max(n_labeled, 1)
     return np.concatenate([np.full(n_demo, demo_w), np.full(n_generated, gen_w), np.full(n_labeled, lab_w)])
+
+
+def with_expert_pairs(data: OfflineData, obs: np.ndarray, action: np.ndarray) -> OfflineData:
+    """`data` with extra expert-side (s, a) pairs appended (raw units, normalized with `data`'s normalizers).
+
+    The pairs have no successor or reward (generated segments, states-only): reward 0, next_obs = obs,
+    done 0. Only learners that read (s, a, expert) alone may train on the result (DWBC, BC), never a TD learner.
+    """
+    if len(obs) == 0:
+        return data
+    if obs.shape[1] != data.obs_dim or action.shape[1] != data.act_dim:
+        raise DataError(f"shape mismatch: extra pairs have obs/action sizes {obs.shape[1]}/{action.shape[1]}, the "
+                        f"transitions {data.obs_dim}/{data.act_dim}")
+    dev = data.obs.device
+    low, high = data.act_bounds.low, data.act_bounds.high
+    new_obs = torch.as_tensor(data.obs_norm.normalize(obs), dtype=torch.float32, device=dev)
+    new_act = torch.as_tensor(data.act_bounds.normalize(np.clip(action, low, high)), dtype=torch.float32, device=dev)
+    n = len(obs)
+    return replace(data, obs=torch.cat([data.obs, new_obs]), action=torch.cat([data.action, new_act]),
+                   reward=torch.cat([data.reward, torch.zeros(n, device=dev)]),
+                   next_obs=torch.cat([data.next_obs, new_obs]), done=torch.cat([data.done, torch.zeros(n, device=dev)]),
+                   expert=torch.cat([data.expert, torch.ones(n, dtype=torch.bool, device=dev)]),
+                   episode_id=np.concatenate([data.episode_id, np.full(n, -1, dtype=data.episode_id.dtype)]),
+                   step=np.concatenate([data.step, np.zeros(n, dtype=data.step.dtype)]))
 
 
 class MixtureExpertDWBC(DWBC):
