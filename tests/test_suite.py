@@ -662,6 +662,38 @@ def test_tuning_on_explicit_seeds_runs_every_configuration_on_them_and_names_its
         tune.parse_seeds("0;1")
 
 
+def test_tuning_a_task_runs_it_as_the_suite_does_with_the_grid_on_top(tmp_path, monkeypatch):
+    """A task with suite.overrides (MetaDrive's scripted drivers, one learner seed) is tuned on those settings;
+    without them a tuning run would collect other data and train the wrong behavior agents."""
+    from dspo.suite import tune
+    from dspo.suite.local import UnitResult
+
+    seen = []
+
+    def fake_run_unit(repo, commit, unit, params, root, cache_dir, threads, keep=False):
+        seen.append((unit.targets, params))
+        return UnitResult(unit, 0, 0.1, [], 0, tmp_path / "log", tmp_path / unit.name)
+
+    monkeypatch.setattr(tune, "run_unit", fake_run_unit)
+    monkeypatch.setattr(tune, "remove_workspace", lambda repo, ws: None)
+    monkeypatch.setattr(tune, "block_row", lambda ws, task, algo, seeds, block: {
+        "reward_mean": 0.5, "cost_mean": 0.5, "safe_seed_fraction": 1.0, "per_seed": []})
+    task = "MetaDrive-hardsparse"
+    suite_over = PARAMS["suite"]["overrides"][task]
+    configs = tune.parse_grid(["distill.learner=bc,dwbc", "seeds.learner=[1]"])
+    tune.run_configs(REPO, REPO / "params.yaml", task, "dspo", configs, tmp_path, "0" * 40, tmp_path / "cache", 1,
+                     "tuning", "tune", jobs=1)
+    assert [targets for targets, _ in seen] == [("evaluate@dspo-1",)] * 2  # the grid's seeds.learner wins
+    for (_, params), learner in zip(seen, ("bc", "dwbc")):
+        assert params["task"] == task and params["distill"]["learner"] == learner
+        assert params["behavior"]["agents"] == suite_over["behavior.agents"]
+        assert params["collect"]["mix_pairs"] == suite_over["collect.mix_pairs"]
+    seen.clear()
+    tune.run_configs(REPO, REPO / "params.yaml", task, "dspo", configs[:1], tmp_path, "0" * 40, tmp_path / "cache",
+                     1, "tuning", "tune", jobs=1)
+    assert seen[0][1]["behavior"]["agents"] == suite_over["behavior.agents"]  # overrides kept without a grid key
+
+
 def test_a_tuning_budget_counts_distinct_configurations_over_an_algorithms_grids(tmp_path):
     """The same grid rerun on more seeds is more evidence, not more configurations tried."""
     from dspo.suite.tables import tuning_budgets

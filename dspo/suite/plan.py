@@ -93,6 +93,14 @@ def task_params(params: dict, task: str, overrides: dict[str, Any]) -> dict:
     return out
 
 
+def suite_task_params(params: dict, task: str) -> dict:
+    """`task`'s params as the suite runs it: `suite.overrides[task]` applied (behavior agents, env steps, seeds).
+
+    Everything that runs a task through the pipeline (the suite, tuning, controls) starts here, so a knob tuned
+    on a task is tuned on the data the suite collects for it, not on params.yaml's defaults."""
+    return task_params(params, task, SuiteConfig.from_params(params).overrides.get(task, {}))
+
+
 def split_assignment(text: str, option: str, item: str, expected: str) -> tuple[str, str]:
     """`section.key=raw` -> (key, raw); the one check behind --set, --grid and --control (the error names the option)."""
     key, sep, raw = text.partition("=")

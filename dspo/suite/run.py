@@ -20,7 +20,7 @@ from dspo.core.artifacts import write_json
 from dspo.core.config import load_params
 from dspo.core.errors import DSPOError, ParamError
 from dspo.suite.local import cache_dir_of, git, remove_workspace, run_units
-from dspo.suite.plan import SuiteConfig, Unit, keep_units, plan_task, stage_costs, task_params
+from dspo.suite.plan import SuiteConfig, Unit, keep_units, plan_task, stage_costs, suite_task_params
 from dspo.suite.tables import write_suite_tables
 
 TUNING_DIR = Path("reports") / "tuning"  # scripts/tune.py's reports: the tables' tuning budgets
@@ -142,7 +142,7 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
     threads = max(1, cores // jobs)
     commit = check_clean(repo)
     dvc_spec = yaml.safe_load((repo / "dvc.yaml").read_text())
-    per_task = {t: task_params(params, t, cfg.overrides.get(t, {})) for t in tasks}
+    per_task = {t: suite_task_params(params, t) for t in tasks}
     costs = stage_costs(repo)
     units: list[Unit] = [u for t in tasks for u in plan_task(t, per_task[t], dvc_spec, cfg.units, costs)]
     if only:

@@ -35,7 +35,7 @@ from dspo.core.errors import ParamError
 from dspo.evaluation.stats import probability_of_improvement_ci
 from dspo.learners.registry import algorithms
 from dspo.suite.local import remove_workspace, run_unit
-from dspo.suite.plan import Unit, split_assignment, task_params
+from dspo.suite.plan import Unit, split_assignment, suite_task_params, task_params
 
 BASELINE_ALGOS_KEY = "evaluated_baselines"
 
@@ -149,7 +149,8 @@ def run_configs(repo: Path, params_path: Path, task: str, algo: str, configs: li
     group = "evaluate_baseline" if seed_key == "baseline" else "evaluate"
     if seed_key == "learner" and algo not in base["algorithms"]["evaluated"]:
         raise ParamError(f"--algo {algo!r} is not evaluated by the pipeline (algorithms.evaluated)")
-    per_config = [task_params(base, task, c.overrides) for c in configs]  # refuse unknown keys before any run
+    task_base = suite_task_params(base, task)  # the task as the suite runs it (suite.overrides), then each config
+    per_config = [task_params(task_base, task, c.overrides) for c in configs]  # refuse unknown keys before any run
     if seeds is not None:
         if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
             raise ParamError(f"--seeds must be distinct non-negative integers, got {seeds}")
