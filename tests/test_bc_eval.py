@@ -115,7 +115,7 @@ def test_distill_shares_that_cannot_be_drawn_are_refused():
     params = load_params(REPO / "params.yaml")
     assert DistillConfig.from_params(params).labeled_share == 0  # the paper's D^S u D^G by default
     for over, message in [({"labeled_share": 0.25, "generated_share": None}, "needs a number"),
-                          ({"labeled_share": 0.8}, "leaves no share for the demos"),
+                          ({"labeled_share": 0.8, "generated_share": 0.25}, "leaves no share for the demos"),
                           ({"labeled_share": 0.25, "source": "labeled_safe", "actions": "generated"}, "same episodes twice"),
                           ({"source": "unlabeled", "actions": "inverse_dynamics"}, "relabels generated actions")]:
         with pytest.raises(ParamError, match=message):
