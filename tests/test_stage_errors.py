@@ -111,9 +111,10 @@ def test_missing_behavior_agents_refused(workdir):
     assert rc == 2 and "index.json: file not found" in err
 
 
+@pytest.mark.parametrize("learner", ["bc", "dwbc"])
 @pytest.mark.parametrize("source", ["generated", "unlabeled", "labeled_safe", "generated+labeled_share",
                                     "generated+inverse_dynamics"])
-def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
+def test_distill_fills_the_share_from_the_chosen_source(workdir, source, learner):
     """The controls train on real D^U pairs in D^G's place, at the same share: all of D^U (`unlabeled`),
     or the episodes whose z reaches the smallest demo z (`labeled_safe`)."""
     from dspo.data.schemas import GENERATED, LABELED, SAFE_DEMO, UNLABELED, read_dataset, write_table
@@ -136,6 +137,8 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
                 task="BallCircle")
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["distill"]["source"] = source.split("+")[0]
+    params["distill"]["learner"] = learner  # either learner fills the same mixture (DWBC: as its expert set)
+    params["dwbc"]["steps"] = 20
     if source.endswith("labeled_share"):  # the lever: labeled-safe episodes beside D^G
         params["distill"]["labeled_share"] = 0.25
     # the lever: D^G's actions relabeled, one pair fewer per segment (real-pair sources keep their recorded actions)
@@ -156,6 +159,7 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source):
     assert ckpt["labeled_pairs"] == (labeled_pairs if source.endswith("labeled_share") else 0)
     relabeled = source.endswith("inverse_dynamics")
     assert ckpt["actions"] == ("inverse_dynamics" if relabeled else "generated")
+    assert ckpt["learner"] == learner and ckpt["trainer"]["steps"] == 20  # dwbc.steps or bc.steps, both 20 here
     assert (ckpt["relabel_mean_abs_change"] > 0) if relabeled else ckpt["relabel_mean_abs_change"] is None
 
     if source == "labeled_safe":  # nothing labeled safe: refused, with the knob to turn
