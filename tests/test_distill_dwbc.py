@@ -76,6 +76,6 @@ def test_params_default_is_the_papers_bc():
     import yaml
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert DistillConfig.from_params(params).learner in ("bc", "dwbc")
+    assert DistillConfig.from_params(params).learner == "bc"  # dwbc split BallCircle and MetaDrive (METHOD §2)
     with pytest.raises(Exception, match="learner"):
         DistillConfig.from_section({**params["distill"], "learner": "iql"})

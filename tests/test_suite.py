@@ -689,9 +689,10 @@ def test_tuning_a_task_runs_it_as_the_suite_does_with_the_grid_on_top(tmp_path, 
         assert params["behavior"]["agents"] == suite_over["behavior.agents"]
         assert params["collect"]["mix_pairs"] == suite_over["collect.mix_pairs"]
     seen.clear()
-    tune.run_configs(REPO, REPO / "params.yaml", task, "dspo", configs[:1], tmp_path, "0" * 40, tmp_path / "cache",
-                     1, "tuning", "tune", jobs=1)
-    assert seen[0][1]["behavior"]["agents"] == suite_over["behavior.agents"]  # overrides kept without a grid key
+    tune.run_configs(REPO, REPO / "params.yaml", task, "dspo", tune.parse_grid([]), tmp_path, "0" * 40,
+                     tmp_path / "cache", 1, "tuning", "tune", jobs=1)  # params.yaml as is: no grid key at all
+    assert seen[0][1]["behavior"]["agents"] == suite_over["behavior.agents"]
+    assert seen[0][0] == tuple(f"evaluate@dspo-{s}" for s in suite_over["seeds.learner"])  # the suite's seeds
 
 
 def test_a_tuning_budget_counts_distinct_configurations_over_an_algorithms_grids(tmp_path):
