@@ -15,6 +15,8 @@ from dspo.data.schemas import LABELED, ORACLE, SAFE_DEMO, read_dataset, read_fra
 from dspo.data.tasks import get_task
 from dspo.evaluation.labeling import labeling_rows, plot_labeling, score_metrics
 from dspo.learners.dspo.discriminator import load_discriminator_checkpoint, score_episodes
+from dspo.learners.dspo.rgm_scorer import SCORER_KIND
+from dspo.learners.dspo.scorer import load_scorer
 from dspo.learners.dspo.safety_transformer import build_discriminator
 
 app = typer.Typer(add_completion=False)
@@ -36,13 +38,19 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     threshold = float(episodes.loc[episodes["split"] == SAFE_DEMO, "z"].min())
 
     rows = labeling_rows(data, episodes, episodes["z"].to_numpy(), threshold)
-    _, normalizer, cfg, ckpt = load_discriminator_checkpoint(dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt", task=task,
-                                                             obs_dim=data.obs_dim, act_dim=data.act_dim)
-    seed_everything(int(ckpt.get("seed", 0)))  # the same initialization the trained network started from
-    untrained = build_discriminator(cfg, data.obs_dim, data.act_dim).eval()
-    with torch.no_grad():
-        z0 = score_episodes(untrained, normalizer, data, cfg.context_len).set_index("episode_id")["z"]
-    rows["yardstick: untrained network"] = score_metrics(z0.reindex(episodes.index).to_numpy(), episodes)
+    model_path = dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt"
+    scorer, ckpt = load_scorer(model_path, task=task, obs_dim=data.obs_dim, act_dim=data.act_dim)
+    if ckpt["kind"] == SCORER_KIND:
+        kind, mi_weight = "rgm", None  # RGM's correction: no network-at-initialization yardstick, no vCLUB term
+    else:
+        _, normalizer, cfg, ckpt = load_discriminator_checkpoint(model_path, task=task, obs_dim=data.obs_dim,
+                                                                 act_dim=data.act_dim)
+        kind, mi_weight = cfg.backbone, cfg.mi_weight
+        seed_everything(int(ckpt.get("seed", 0)))  # the same initialization the trained network started from
+        untrained = build_discriminator(cfg, data.obs_dim, data.act_dim).eval()
+        with torch.no_grad():
+            z0 = score_episodes(untrained, normalizer, data, cfg.context_len).set_index("episode_id")["z"]
+        rows["yardstick: untrained network"] = score_metrics(z0.reindex(episodes.index).to_numpy(), episodes)
 
     table = pd.DataFrame(rows).T.reindex(columns=METRIC_COLUMNS)
     metrics = {k: v for k, v in rows["discriminator"].items()}
@@ -50,7 +58,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     metrics.update({
         "threshold_rule": "z >= min z over the safe demos (paper App. D.1)", "threshold": threshold,
         "auroc_margin_over_best_yardstick": metrics["auroc"] - best_trivial,
-        "backbone": cfg.backbone, "mi_weight": cfg.mi_weight,
+        "backbone": kind, "mi_weight": mi_weight,
         "unlabeled_episodes": int((episodes["split"] != SAFE_DEMO).sum()),
         "yardsticks": {name: rows[name] for name in rows if name.startswith("yardstick")},
     })
@@ -63,7 +71,8 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
                        f"Yardsticks are threshold-free scores (AUROC, correlations).\n\n"
                        + table.to_markdown(floatfmt=".3f") + "\n")
     plot_labeling(episodes.reset_index(), threshold, spec.cost_limit,
-                  f"{task} seed {seed}: {cfg.backbone} discriminator, mi_weight={cfg.mi_weight:g}: AUROC {metrics['auroc']:.3f}",
+                  f"{task} seed {seed}: {scorer.name}" + ("" if mi_weight is None else f", mi_weight={mi_weight:g}")
+                  + f": AUROC {metrics['auroc']:.3f}",
                   out.with_suffix(".png"))
     typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
 

@@ -3,7 +3,7 @@
 Return condition drawn from the safe demos' return range (or up to the best episode labeled safe,
 `generate.return_range`), z = the smallest safe-demo z (App. D.1); both overridable in params
 (`generate.return_condition`, `generate.z_condition`). With `generate.keep_fraction` the chain's
-discriminator (`--discriminator`) scores every generated segment and only the most-safe fraction is
+scorer (`--discriminator`: the discriminator, or RGM's classifier under `disc.scorer: rgm`) scores every generated segment and only the most-safe fraction is
 written; the true-label chain has no scorer for generated segments and keeps them all (the report says so).
 """
 from pathlib import Path
@@ -20,7 +20,7 @@ from dspo.data.tasks import get_task
 from dspo.evaluation.generation import generation_report, plot_generation
 from dspo.learners.dspo.diffusion.sampling import GenerateConfig, condition_range, draw_conditions, most_safe
 from dspo.learners.dspo.diffusion.trainer import load_diffusion_checkpoint
-from dspo.learners.dspo.discriminator import load_discriminator_checkpoint, score_segments
+from dspo.learners.dspo.scorer import load_scorer
 
 app = typer.Typer(add_completion=False)
 
@@ -47,10 +47,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     n_sampled = obs.shape[0]
     filtered_by = None
     if gen_cfg.keep_fraction is not None and discriminator is not None:
-        disc, disc_norm, disc_cfg, _ = load_discriminator_checkpoint(discriminator, task=task, obs_dim=spec.obs_dim,
-                                                                     act_dim=spec.act_dim)
-        kept = most_safe(score_segments(disc, disc_norm, obs, act, disc_cfg.context_len, resolve_device(device)),
-                         gen_cfg.keep_fraction)
+        scorer, _ = load_scorer(discriminator, task=task, obs_dim=spec.obs_dim, act_dim=spec.act_dim,
+                                device=resolve_device(device))
+        kept = most_safe(scorer.score_segments(obs, act), gen_cfg.keep_fraction)
         obs, act, returns, z = obs[kept], act[kept], returns[kept], z[kept]
         filtered_by = str(discriminator)
     n, horizon = obs.shape[:2]

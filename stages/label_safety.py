@@ -1,6 +1,7 @@
-"""Stage label_safety: score every episode with z = D(tau); the generation condition is the min demo z.
+"""Stage label_safety: score every episode with z = D(tau) (or RGM's correction, `disc.scorer`); the generation
+condition is the min demo z.
 
-Cost-label-free: reads only the learner table and the discriminator (never the oracle).
+Cost-label-free: reads only the learner table and the scorer (never the oracle).
 """
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from dspo.core.artifacts import write_json
 from dspo.core.cli import seed_dir, stage, task_dirs
 from dspo.core.config import resolve_device
 from dspo.data.schemas import LABELED, SAFE_DEMO, read_dataset, write_table
-from dspo.learners.dspo.discriminator import load_discriminator_checkpoint, score_episodes
+from dspo.learners.dspo.scorer import load_scorer
 
 app = typer.Typer(add_completion=False)
 
@@ -22,9 +23,9 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
          device: str = typer.Option("auto", help="auto | cpu | cuda[:n]")) -> None:
     dirs = task_dirs(task)
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
-    model, normalizer, cfg, _ = load_discriminator_checkpoint(dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt", task=task,
-                                                              obs_dim=data.obs_dim, act_dim=data.act_dim)
-    scores = score_episodes(model, normalizer, data, cfg.context_len, resolve_device(device))
+    scorer, _ = load_scorer(dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt", task=task,
+                            obs_dim=data.obs_dim, act_dim=data.act_dim, device=resolve_device(device))
+    scores = scorer.score_episodes(data)
     ids, first = np.unique(data.episode_id, return_index=True)
     split = pd.Series(data.split[first], index=ids)
     scores["split"] = split.reindex(scores["episode_id"].to_numpy()).to_numpy()  # joined on episode_id
@@ -42,7 +43,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         "unlabeled_at_or_above_condition": int(((scores["split"] != SAFE_DEMO) & (scores["z"] >= demos["z"].min())).sum()),
     }
     write_json(condition, dirs["data"] / "dspo" / seed_dir(seed) / "safety_condition.json")
-    typer.echo(f"scored {len(scores)} episodes; min safe-demo z = {condition['z_min_safe_demo']:.4f}, "
+    typer.echo(f"{scorer.name}: scored {len(scores)} episodes; min safe-demo z = {condition['z_min_safe_demo']:.4f}, "
                f"{condition['unlabeled_at_or_above_condition']} D^U episodes at or above it")
 
 

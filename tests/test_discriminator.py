@@ -16,7 +16,7 @@ from tests.conftest import synthetic_columns
 
 torch.set_num_threads(1)
 
-DISC = dict(backbone="transformer", context_len=8, d_model=32, n_layers=2, n_heads=4, dropout=0.0, pref_dim=16,
+DISC = dict(scorer="discriminator", backbone="transformer", context_len=8, d_model=32, n_layers=2, n_heads=4, dropout=0.0, pref_dim=16,
             mlp_hidden=[64, 64], steps=80, batch_size=8, lr=1e-3, weight_decay=0.0, mi_weight=0.5, vclub_mixture="data", return_bins=4,
             q_lr=1e-2, q_steps_per_step=1, grad_penalty=0.0, holdout_demos=1, eval_every=40, log_every=10,
             class_prior=None)
@@ -277,7 +277,7 @@ def test_checkpoint_round_trip_and_checks(tmp_path):
     ("vclub_mixture", "episodes", "disc.vclub_mixture='episodes': Input should be 'data' or 'batch'"),
     ("steps", 2.5, "disc.steps=2.5: Input should be a valid integer"),
     ("lr", True, "disc.lr=True: must be a number, got bool"),
-    ("unknown_knob", 1, "unknown key disc.unknown_knob; valid keys: backbone, context_len"),
+    ("unknown_knob", 1, "unknown key disc.unknown_knob; valid keys: scorer, backbone, context_len"),
 ])
 def test_bad_params_are_named(key, value, message):
     with pytest.raises(ParamError, match=re.escape(message)):

@@ -53,6 +53,7 @@ class DiscConfig(Section):
     """params.yaml `disc`: the safety discriminator and its return-agnostic term."""
 
     section: ClassVar[str] = "disc"
+    scorer: Literal["discriminator", "rgm"]  # what computes z: this module, or RGM's correction (rgm_scorer.py)
     backbone: Literal["transformer", "mlp"]
     context_len: PosInt
     d_model: PosInt
@@ -77,8 +78,12 @@ class DiscConfig(Section):
     class_prior: Annotated[Float, Field(gt=0, lt=1)] | None  # PU class prior; None = the paper's plain loss
 
     def to_dict(self) -> dict:
-        """The architecture and training settings saved in the checkpoint (the learner seed is saved beside them)."""
-        return self.model_dump()
+        """The architecture and training settings saved in the checkpoint (the learner seed is saved beside them).
+
+        Without `scorer`: the checkpoint's kind already says which scorer it is, and a discriminator checkpoint stays
+        byte-identical to one written before the knob existed (so DVC does not retrain what follows it).
+        """
+        return self.model_dump(exclude={"scorer"})
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "DiscConfig":
@@ -375,7 +380,7 @@ def load_discriminator_checkpoint(path: str | os.PathLike, *, task: str | None =
     """Rebuild (model in eval mode, normalizer, config, raw checkpoint); refuse another task or other sizes."""
     ckpt = load_checkpoint(path, CHECKPOINT_KIND, task=task, obs_dim=obs_dim, act_dim=act_dim,
                            producer="train_discriminator")
-    cfg = DiscConfig.from_section(ckpt["config"], "disc", source=path)
+    cfg = DiscConfig.from_section({"scorer": "discriminator", **ckpt["config"]}, "disc", source=path)
     model = build_discriminator(cfg, ckpt["obs_dim"], ckpt["act_dim"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), GaussianNormalizer.from_state_dict(ckpt["normalizer"]), cfg, ckpt
