@@ -23,11 +23,13 @@ import typer
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = {  # name -> params overrides; each names its backbone, so rows keep their meaning whatever the default
-    "DSPO (transformer + return-agnostic)": {"disc.backbone": "transformer"},
-    "w/o RA": {"disc.backbone": "transformer", "disc.mi_weight": 0},
-    "w/o RA + gp": {"disc.backbone": "transformer", "disc.mi_weight": 0, "disc.grad_penalty": 1.0},
-    "MLP backbone (Fig. 4; the default since the tuning block chose it)": {"disc.backbone": "mlp"},
+VARIANTS = {  # name -> params overrides; each names its scorer and backbone, so rows keep their meaning whatever the default
+    "DSPO (transformer + return-agnostic)": {"disc.scorer": "discriminator", "disc.backbone": "transformer"},
+    "w/o RA": {"disc.scorer": "discriminator", "disc.backbone": "transformer", "disc.mi_weight": 0},
+    "w/o RA + gp": {"disc.scorer": "discriminator", "disc.backbone": "transformer", "disc.mi_weight": 0,
+                    "disc.grad_penalty": 1.0},
+    "MLP backbone (Fig. 4; the discriminator's default)": {"disc.scorer": "discriminator", "disc.backbone": "mlp"},
+    "RGM correction (the default scorer)": {"disc.scorer": "rgm"},
 }
 METRICS = ["auroc", "auroc_within_agent", "recall", "accuracy", "f1", "pearson_safety", "pearson_return"]
 app = typer.Typer(add_completion=False)
