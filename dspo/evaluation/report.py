@@ -169,12 +169,17 @@ def labeling_row(spec: TaskSpec, labeling_files: list[Path], rgm_files: list[Pat
     return row
 
 
+SCORER_NAMES = {"rgm": "RGM correction", "mlp": "MLP discriminator", "transformer": "SafetyTransformer"}
+
+
 def table2_markdown(rows: list[dict]) -> str:
+    """One row per task; `z from` names the scorer (`disc.scorer` / `disc.backbone`), since rows may be of different runs."""
     names = list(dict.fromkeys(n for r in rows for n in r["yardsticks"]))
-    lines = ["| task | seeds | AUROC | within-agent AUROC | F1 | pearson(z, return) | "
-             + " | ".join(f"AUROC of {n}" for n in names) + " |", "|---" * (6 + len(names)) + "|"]
+    lines = ["| task | z from | seeds | AUROC | within-agent AUROC | F1 | pearson(z, return) | "
+             + " | ".join(f"AUROC of {n}" for n in names) + " |", "|---" * (7 + len(names)) + "|"]
     for r in rows:
         ys = " | ".join(f"{r['yardsticks'].get(n, float('nan')):.3f}" for n in names)
-        lines.append(f"| {r['task']} | {len(r['seeds'])} | {fmt_ci(r['auroc'], r['auroc_ci'], 3)} | "
+        scorer = SCORER_NAMES.get(r.get("backbone"), str(r.get("backbone")))
+        lines.append(f"| {r['task']} | {scorer} | {len(r['seeds'])} | {fmt_ci(r['auroc'], r['auroc_ci'], 3)} | "
                      f"{r['auroc_within_agent']:.3f} | {r['f1']:.3f} | {r['pearson_return']:.3f} | {ys} |")
     return "\n".join(lines) + "\n"

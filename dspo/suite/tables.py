@@ -106,8 +106,9 @@ def write_suite_tables(task_dirs: dict[str, Path], out_dir: Path,
     write_json(t2, out_dir / "table2.json")
     with atomic_path(out_dir / "table2.md") as tmp:
         tmp.write_text("# Suite, Table 2: safety labeling of D^U (mean over learner seeds)\n\n"
-                       "AUROC of the discriminator's z for \"the episode is safe\", within-agent AUROC (pairs from the "
-                       "same behavior agent), F1 at the smallest demo z, Pearson(z, return); beside the AUROC of "
+                       "AUROC of DSPO's z (from the scorer the row names) for \"the episode is safe\", within-agent "
+                       "AUROC (pairs from the same behavior agent), F1 at the smallest demo z, Pearson(z, return); "
+                       "beside the AUROC of "
                        "threshold-free yardsticks.\n\n" + table2_markdown(rows2))
     plot_suite(t1, out_dir / "figure.png")
     return t1, t2
