@@ -5,7 +5,7 @@
     python scripts/tune.py --task BallCircle --algo cql --grid cql.cql_weight=1.0,5.0,10.0
     python scripts/tune.py --task BallCircle --algo dspo --control generate.guidance=0 \
         --control "distill.source=unlabeled;distill.actions=generated" \
-        --control "distill.source=labeled_safe;distill.actions=generated"
+        --control "distill.source=labeled_safe;distill.actions=generated;distill.labeled_share=0"
     (real-data controls keep their recorded actions: distill.actions=inverse_dynamics relabels generated ones only,
     and refuses a real source rather than silently doing nothing)
 

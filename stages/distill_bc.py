@@ -67,31 +67,39 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         chosen = data.select(np.isin(data.episode_id, labeled_safe_episodes(read_frame(LABELED, labels), str(labels))))
         gen_obs, gen_act = chosen.obs, chosen.action
     lab_obs, lab_act = demos.obs[:0], demos.action[:0]
-    if distill.labeled_share > 0:  # the lever: labeled-safe real episodes beside D^G
-        chosen = data.select(np.isin(data.episode_id, labeled_safe_episodes(read_frame(LABELED, labels), str(labels))))
-        lab_obs, lab_act = chosen.obs, chosen.action
+    labeled_share = distill.labeled_share
+    if labeled_share > 0:  # the lever: labeled-safe real episodes beside D^G
+        ids = labeled_safe_episodes(read_frame(LABELED, labels), str(labels), allow_empty=True)
+        if len(ids) == 0:  # no D^U episode clears the threshold: the share returns to the demos (recorded)
+            typer.echo(f"warning: no unlabeled episode is labeled safe in {labels}; labeled_share {labeled_share} -> 0")
+            labeled_share = 0.0
+        else:
+            chosen = data.select(np.isin(data.episode_id, ids))
+            lab_obs, lab_act = chosen.obs, chosen.action
     if dwbc_cfg is not None:  # the lever: DWBC with the mixture as its expert set, D^U as its mixed set
         offline = build_offline_data(data, spec.act_low, spec.act_high, resolve_device(device))
         policy, curve = distill_dwbc(offline, np.concatenate([gen_obs, lab_obs]), np.concatenate([gen_act, lab_act]),
-                                     len(gen_obs), share, distill.labeled_share, dwbc_cfg, resolve_device(device),
+                                     len(gen_obs), share, labeled_share, dwbc_cfg, resolve_device(device),
                                      desc=algo)
     else:
         obs = np.concatenate([demos.obs, gen_obs, lab_obs])
         act = np.concatenate([demos.action, gen_act, lab_act])
-        weights = mixture_weights(len(demos.obs), len(gen_obs), share, len(lab_obs), distill.labeled_share)
+        weights = mixture_weights(len(demos.obs), len(gen_obs), share, len(lab_obs), labeled_share)
         policy, curve = train_bc(obs, act, spec.act_low, spec.act_high, cfg, resolve_device(device),
                                  weights=weights, desc=algo)
     out = dirs["models"] / algo / seed_dir(seed) / "policy.pt"
     save_checkpoint(policy.checkpoint(task, {"algo": algo, "seed": seed, "demo_pairs": int(len(demos.obs)),
                                              "generated_pairs": int(len(gen_obs)), "generated_share": share,
                                              "source": distill.source, "labeled_pairs": int(len(lab_obs)),
-                                             "labeled_share": distill.labeled_share, "actions": distill.actions,
+                                             "labeled_share": labeled_share, "labeled_share_requested":
+                                             distill.labeled_share, "actions": distill.actions,
                                              "relabel_mean_abs_change": action_change, "learner": distill.learner,
                                              "trainer": (dwbc_cfg.model_dump() if dwbc_cfg is not None
                                                          else cfg.model_dump(exclude={"per_algo"}))}), out)
     write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} {distill.source} pairs (share {share}) + "
-               f"{len(lab_obs)} labeled-safe pairs (share {distill.labeled_share}), actions {distill.actions}, learner {distill.learner}"
+               f"{len(lab_obs)} labeled-safe pairs (share {labeled_share}), actions {distill.actions}, "
+               f"learner {distill.learner}"
                f"{'' if action_change is None else f' (mean |change| {action_change:.3f})'}, final MSE "
                f"{curve['mse'].iloc[-1]:.4f} -> {out}")
 

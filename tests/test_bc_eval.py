@@ -113,7 +113,8 @@ def test_distill_shares_that_cannot_be_drawn_are_refused():
     from tests.conftest import REPO
 
     params = load_params(REPO / "params.yaml")
-    assert DistillConfig.from_params(params).labeled_share == 0  # the paper's D^S u D^G by default
+    assert 0 <= DistillConfig.from_params(params).labeled_share < 1  # the committed default validates
+    assert DistillConfig.from_params({"distill": {**params["distill"], "labeled_share": 0.0}}).labeled_share == 0
     for over, message in [({"labeled_share": 0.25, "generated_share": None}, "needs a number"),
                           ({"labeled_share": 0.8, "generated_share": 0.25}, "leaves no share for the demos"),
                           ({"labeled_share": 0.25, "source": "labeled_safe", "actions": "generated"}, "same episodes twice"),

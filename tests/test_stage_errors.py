@@ -139,8 +139,8 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source, learner
     params["distill"]["source"] = source.split("+")[0]
     params["distill"]["learner"] = learner  # either learner fills the same mixture (DWBC: as its expert set)
     params["dwbc"]["steps"] = 20
-    if source.endswith("labeled_share"):  # the lever: labeled-safe episodes beside D^G
-        params["distill"]["labeled_share"] = 0.25
+    # the lever: labeled-safe episodes beside D^G (0 otherwise: the labeled_safe control refuses both at once)
+    params["distill"]["labeled_share"] = 0.25 if source.endswith("labeled_share") else 0.0
     # the lever: D^G's actions relabeled, one pair fewer per segment (real-pair sources keep their recorded actions)
     params["distill"].update(actions="inverse_dynamics" if source.endswith("inverse_dynamics") else "generated",
                              inverse_steps=20)
@@ -162,9 +162,18 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source, learner
     assert ckpt["learner"] == learner and ckpt["trainer"]["steps"] == 20  # dwbc.steps or bc.steps, both 20 here
     assert (ckpt["relabel_mean_abs_change"] > 0) if relabeled else ckpt["relabel_mean_abs_change"] is None
 
-    if source == "labeled_safe":  # nothing labeled safe: refused, with the knob to turn
+    if source in ("labeled_safe", "generated+labeled_share"):  # nothing labeled safe
         write_table(LABELED, {"episode_id": ids, "split": split, "return": np.zeros(len(ids)),
                               "z": np.where(split == SAFE_DEMO, 0.9, 0.1)}, labels, task="BallCircle")
-        rc, err = run_stage(workdir, "distill_bc.py", "--task", "BallCircle", "--generated", str(gen), "--labels",
-                            str(labels), "--seed", "0")
-        assert rc == 2 and "no unlabeled episode scores at or above the smallest demo z" in err
+        proc = subprocess.run([PYTHON, str(REPO / "stages" / "distill_bc.py"), "--task", "BallCircle", "--generated",
+                               str(gen), "--labels", str(labels), "--seed", "0"], cwd=workdir, capture_output=True,
+                              text=True, timeout=300)
+        if source == "labeled_safe":  # the control exists to train on them: refused, with the knob to turn
+            assert proc.returncode == 2
+            assert "no unlabeled episode scores at or above the smallest demo z" in proc.stderr
+        else:  # the lever falls back to the demos (a default must run on every task), and says so
+            assert proc.returncode == 0, proc.stderr
+            assert "labeled_share 0.25 -> 0" in proc.stdout
+            ckpt = torch.load(workdir / "models" / "BallCircle" / "dspo" / "seed0" / "policy.pt", weights_only=False)
+            assert ckpt["labeled_pairs"] == 0 and ckpt["labeled_share"] == 0.0
+            assert ckpt["labeled_share_requested"] == 0.25

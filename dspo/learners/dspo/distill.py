@@ -78,13 +78,16 @@ class DistillConfig(Section):
         return self
 
 
-def labeled_safe_episodes(labeled: pd.DataFrame, source: str = "labels") -> np.ndarray:
-    """Ids of the non-demo episodes with z >= the smallest demo z (label_safety's generation condition)."""
+def labeled_safe_episodes(labeled: pd.DataFrame, source: str = "labels", allow_empty: bool = False) -> np.ndarray:
+    """Ids of the non-demo episodes with z >= the smallest demo z (label_safety's generation condition).
+
+    `allow_empty`: the `labeled_share` lever may find none on some task or seed and then falls back to the demos;
+    the `labeled_safe` control, which exists to train on them, refuses instead."""
     demos = labeled["split"] == SAFE_DEMO
     if not demos.any():
         raise DataError(f"{source}: no safe demo is scored, so there is no safety threshold")
     chosen = labeled.loc[~demos & (labeled["z"] >= labeled.loc[demos, "z"].min()), "episode_id"].to_numpy()
-    if len(chosen) == 0:
+    if len(chosen) == 0 and not allow_empty:
         raise DataError(f"{source}: no unlabeled episode scores at or above the smallest demo z; "
                         "distill.source=labeled_safe has nothing to add (use generated or unlabeled)")
     return chosen
