@@ -14,7 +14,7 @@ from dspo.core.errors import DataError
 from dspo.data.schemas import LABELED, ORACLE, SAFE_DEMO, read_dataset, read_frame
 from dspo.data.tasks import get_task
 from dspo.evaluation.labeling import labeling_rows, plot_labeling, score_metrics
-from dspo.learners.dspo.discriminator import load_discriminator_checkpoint, score_episodes
+from dspo.learners.dspo.discriminator import score_episodes
 from dspo.learners.dspo.rgm_scorer import SCORER_KIND
 from dspo.learners.dspo.scorer import load_scorer
 from dspo.learners.dspo.safety_transformer import build_discriminator
@@ -43,13 +43,12 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     if ckpt["kind"] == SCORER_KIND:
         kind, mi_weight = "rgm", None  # RGM's correction: no network-at-initialization yardstick, no vCLUB term
     else:
-        _, normalizer, cfg, ckpt = load_discriminator_checkpoint(model_path, task=task, obs_dim=data.obs_dim,
-                                                                 act_dim=data.act_dim)
+        cfg = scorer.cfg  # a DiscriminatorScorer: its config and normalizer, from the one checkpoint read
         kind, mi_weight = cfg.backbone, cfg.mi_weight
         seed_everything(int(ckpt.get("seed", 0)))  # the same initialization the trained network started from
         untrained = build_discriminator(cfg, data.obs_dim, data.act_dim).eval()
         with torch.no_grad():
-            z0 = score_episodes(untrained, normalizer, data, cfg.context_len).set_index("episode_id")["z"]
+            z0 = score_episodes(untrained, scorer.normalizer, data, cfg.context_len).set_index("episode_id")["z"]
         rows["yardstick: untrained network"] = score_metrics(z0.reindex(episodes.index).to_numpy(), episodes)
 
     table = pd.DataFrame(rows).T.reindex(columns=METRIC_COLUMNS)

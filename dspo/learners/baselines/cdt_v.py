@@ -93,12 +93,21 @@ class ConstrainedDecisionTransformer(nn.Module):
 
 
 # ----------------------------------------------------------------------------- estimated costs
+def normalized_inputs(obs_norm: GaussianNormalizer, bounds: BoundsNormalizer, obs: np.ndarray,
+                      action: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw (s, a) arrays as RGM's networks read them: standardized states, actions clipped to the bounds and scaled.
+
+    One helper for the correction (CDT-V's costs, the RGM scorer's z) and the RGM scorer's segment classifier.
+    """
+    return (torch.as_tensor(obs_norm.normalize(obs), dtype=torch.float32),
+            torch.as_tensor(bounds.normalize(np.clip(action, bounds.low, bounds.high)), dtype=torch.float32))
+
+
 @torch.no_grad()
 def corrections(correction: RewardCorrection, obs_norm: GaussianNormalizer, bounds: BoundsNormalizer,
                 obs: np.ndarray, action: np.ndarray, reward: np.ndarray) -> np.ndarray:
     """Delta r for raw (s, a, r) arrays."""
-    return correction(torch.as_tensor(obs_norm.normalize(obs), dtype=torch.float32),
-                       torch.as_tensor(bounds.normalize(np.clip(action, bounds.low, bounds.high)), dtype=torch.float32),
+    return correction(*normalized_inputs(obs_norm, bounds, obs, action),
                       torch.as_tensor(reward, dtype=torch.float32)).numpy()
 
 

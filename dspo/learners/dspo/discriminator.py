@@ -380,7 +380,13 @@ def load_discriminator_checkpoint(path: str | os.PathLike, *, task: str | None =
     """Rebuild (model in eval mode, normalizer, config, raw checkpoint); refuse another task or other sizes."""
     ckpt = load_checkpoint(path, CHECKPOINT_KIND, task=task, obs_dim=obs_dim, act_dim=act_dim,
                            producer="train_discriminator")
-    cfg = DiscConfig.from_section({"scorer": "discriminator", **ckpt["config"]}, "disc", source=path)
+    return (*discriminator_from_checkpoint(ckpt, source=path), ckpt)
+
+
+def discriminator_from_checkpoint(ckpt: dict, source: str | os.PathLike = "checkpoint"
+                                  ) -> tuple[nn.Module, GaussianNormalizer, DiscConfig]:
+    """(model in eval mode, normalizer, config) from a checkpoint already read and checked (one read per stage)."""
+    cfg = DiscConfig.from_section({"scorer": "discriminator", **ckpt["config"]}, "disc", source=source)
     model = build_discriminator(cfg, ckpt["obs_dim"], ckpt["act_dim"])
     model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), GaussianNormalizer.from_state_dict(ckpt["normalizer"]), cfg, ckpt
+    return model.eval(), GaussianNormalizer.from_state_dict(ckpt["normalizer"]), cfg

@@ -27,7 +27,7 @@ from dspo.core.config import seed_everything
 from dspo.core.errors import DataError
 from dspo.data.episodes import episodes_of
 from dspo.data.schemas import StepData
-from dspo.learners.baselines.cdt_v import corrections, estimated_costs
+from dspo.learners.baselines.cdt_v import corrections, estimated_costs, normalized_inputs
 from dspo.learners.baselines.rgm import RGM, RGMConfig, RewardCorrection
 from dspo.learners.contract import FunctionLearner, fit
 from dspo.learners.nets import mlp
@@ -81,9 +81,7 @@ class RGMScorer:
         n, horizon = obs.shape[:2]
         self._check(obs.shape[-1], action.shape[-1])
         flat_obs, flat_act = obs.reshape(n * horizon, -1), action.reshape(n * horizon, -1)
-        x = torch.cat([torch.as_tensor(self.obs_norm.normalize(flat_obs), dtype=torch.float32),
-                       torch.as_tensor(self.bounds.normalize(np.clip(flat_act, self.bounds.low, self.bounds.high)),
-                                       dtype=torch.float32)], -1)
+        x = torch.cat(normalized_inputs(self.obs_norm, self.bounds, flat_obs, flat_act), -1)
         with torch.no_grad():
             logits = self.classifier(x).squeeze(-1).reshape(n, horizon).mean(1).double().numpy()
         return 1.0 / (1.0 + np.exp(-logits))

@@ -48,6 +48,5 @@ def load_scorer(path: str | os.PathLike, *, task: str, obs_dim: int, act_dim: in
                            producer="train_discriminator")
     if ckpt["kind"] == SCORER_KIND:
         return RGMScorer.from_checkpoint(ckpt), ckpt
-    model, normalizer, cfg, ckpt = disc.load_discriminator_checkpoint(path, task=task, obs_dim=obs_dim,
-                                                                      act_dim=act_dim)
+    model, normalizer, cfg = disc.discriminator_from_checkpoint(ckpt, source=path)
     return DiscriminatorScorer(model, normalizer, cfg, device), ckpt
