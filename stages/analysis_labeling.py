@@ -20,7 +20,8 @@ from dspo.learners.dspo.scorer import load_scorer
 from dspo.learners.dspo.safety_transformer import build_discriminator
 
 app = typer.Typer(add_completion=False)
-METRIC_COLUMNS = ["auroc", "auroc_within_agent", "recall", "accuracy", "f1", "pearson_safety", "pearson_return"]
+METRIC_COLUMNS = ["auroc", "auroc_within_agent", "recall", "accuracy", "f1", "f1_best", "pearson_safety",
+                  "pearson_return"]
 
 
 @app.command()
@@ -67,12 +68,14 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text(f"# {task}: safety labeling on D^U ({metrics['unlabeled_episodes']} episodes)\n\n"
                        f"Decision rule for recall/accuracy/F1: z >= {threshold:.4f} (the smallest demo z). "
-                       f"Yardsticks are threshold-free scores (AUROC, correlations).\n\n"
+                       f"Yardsticks are threshold-free scores (AUROC, correlations). `f1_best`: the best F1 of any "
+                       f"threshold, picked with the oracle labels (the ranking's ceiling, not a method number; z's is at "
+                       f"z >= {metrics['threshold_f1_best']:.4f}).\n\n"
                        + table.to_markdown(floatfmt=".3f") + "\n")
     plot_labeling(episodes.reset_index(), threshold, spec.cost_limit,
                   f"{task} seed {seed}: {scorer.name}" + ("" if mi_weight is None else f", mi_weight={mi_weight:g}")
                   + f": AUROC {metrics['auroc']:.3f}",
-                  out.with_suffix(".png"))
+                  out.with_suffix(".png"), oracle_threshold=metrics["threshold_f1_best"])
     typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
 
 

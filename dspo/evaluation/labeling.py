@@ -5,6 +5,9 @@ Metrics are computed on D^U (the demos were labeled by construction):
 - `recall`, `accuracy`, `f1`: with the decision rule *z >= the smallest z of a safe demo* -- the
   same rule that picks the generation condition (paper App. D.1): an episode the discriminator
   scores at least as safe as some demo is called safe. `*_at_half` use z >= 0.5 instead;
+- `f1_best` / `threshold_f1_best`: the best F1 *any* threshold on the score reaches, the threshold chosen with the
+  oracle labels -- not a method number (no learner may pick its rule this way) but the ceiling of the ranking: an F1
+  below it is the decision rule's shortfall, not the score's;
 - `pearson_safety` (z vs the 0/1 safety label), `pearson_return` (z vs the episode return);
 - `auroc_within_agent`: AUROC inside each behavior source that has both safe and unsafe episodes,
   averaged -- a score that only learned "which agent" or "how much return" gets ~0.5 here.
@@ -47,6 +50,23 @@ def classification(pred: np.ndarray, labels: np.ndarray) -> dict:
             "accuracy": float((pred == labels).mean())}
 
 
+def best_f1(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(best F1 over every threshold `score >= t`, that t); ties share a side; NaN without positives.
+
+    Sorted once: predicting the top k positive gives F1 = 2 TP_k / (k + P), evaluated at the last index of each tie run.
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    n_pos = int(labels.sum())
+    if n_pos == 0 or len(scores) == 0:
+        return float("nan"), float("nan")
+    order = np.argsort(-scores, kind="stable")
+    s, tp = scores[order], np.cumsum(labels[order])
+    cut = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # last index of each run of equal scores
+    f1 = 2.0 * tp[cut] / (cut + 1 + n_pos)
+    best = int(np.argmax(f1))
+    return float(f1[best]), float(s[cut[best]])
+
+
 def within_agent_auroc(scores: np.ndarray, labels: np.ndarray, agents: np.ndarray) -> dict[str, float]:
     out = {}
     for agent in sorted(set(agents)):
@@ -68,6 +88,7 @@ def score_metrics(scores: np.ndarray, episodes: pd.DataFrame, threshold: float |
         "pearson_safety": pearson(s, safe),
         "pearson_return": pearson(s, episodes["return"].to_numpy()[unl]),
     }
+    metrics["f1_best"], metrics["threshold_f1_best"] = best_f1(s, safe)
     if threshold is not None:
         metrics.update(classification(s >= threshold, safe))
     return metrics
@@ -105,7 +126,8 @@ def nn_distance_to_demos(data: StepData) -> pd.Series:
     return pd.Series(-dist, index=feats.index)
 
 
-def plot_labeling(episodes: pd.DataFrame, threshold: float, cost_limit: float, title: str, path) -> None:
+def plot_labeling(episodes: pd.DataFrame, threshold: float, cost_limit: float, title: str, path,
+                  oracle_threshold: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,6 +143,9 @@ def plot_labeling(episodes: pd.DataFrame, threshold: float, cost_limit: float, t
     demos = episodes[episodes["split"] == SAFE_DEMO]
     ax.scatter(demos["return"], demos["z"], s=70, marker="*", c="gold", edgecolors="k", label="D^S demos", zorder=3)
     ax.axhline(threshold, color="k", ls="--", lw=1, label=f"decision: z ≥ min demo z = {threshold:.3f}")
+    if oracle_threshold is not None and np.isfinite(oracle_threshold):
+        ax.axhline(oracle_threshold, color="tab:blue", ls=":", lw=1.2,
+                   label=f"best-F1 threshold, picked with the oracle = {oracle_threshold:.3f}")
     ax.set_xlabel("episode reward return")
     ax.set_ylabel("safety signal z = D(τ)")
     ax.set_title(title)

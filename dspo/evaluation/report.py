@@ -20,7 +20,7 @@ from dspo.data.tasks import TaskSpec
 from dspo.evaluation.stats import mean_ci, probability_of_improvement_ci
 from dspo.learners.registry import ANALYSIS, METHOD, algorithms
 
-TABLE2_METRICS = ("auroc", "auroc_within_agent", "f1", "pearson_return")
+TABLE2_METRICS = ("auroc", "auroc_within_agent", "f1", "f1_best", "pearson_return")
 
 
 def _read(path: Path, producer: str) -> dict:
@@ -155,8 +155,8 @@ def labeling_row(spec: TaskSpec, labeling_files: list[Path], rgm_files: list[Pat
     per_seed = [_read(p, "analysis_labeling") for p in labeling_files]
     row = {"task": spec.name, "seeds": [m["seed"] for m in per_seed]}
     for key in TABLE2_METRICS:
-        values = [m[key] for m in per_seed]
-        row[key] = float(np.nanmean(values))
+        values = [float(m.get(key, np.nan)) for m in per_seed]  # f1_best: absent from reports before it existed
+        row[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
         row[f"{key}_per_seed"] = values
     row["auroc_ci"] = _ci([m["auroc"] for m in per_seed])
     names = per_seed[0]["yardsticks"].keys()
@@ -169,17 +169,23 @@ def labeling_row(spec: TaskSpec, labeling_files: list[Path], rgm_files: list[Pat
     return row
 
 
+def _num(value: float) -> str:
+    """A metric an older report lacks prints as "n/a" (its task was not rerun since the metric was added)."""
+    return "n/a" if not np.isfinite(value) else f"{value:.3f}"
+
+
 SCORER_NAMES = {"rgm": "RGM correction", "mlp": "MLP discriminator", "transformer": "SafetyTransformer"}
 
 
 def table2_markdown(rows: list[dict]) -> str:
     """One row per task; `z from` names the scorer (`disc.scorer` / `disc.backbone`), since rows may be of different runs."""
     names = list(dict.fromkeys(n for r in rows for n in r["yardsticks"]))
-    lines = ["| task | z from | seeds | AUROC | within-agent AUROC | F1 | pearson(z, return) | "
-             + " | ".join(f"AUROC of {n}" for n in names) + " |", "|---" * (7 + len(names)) + "|"]
+    lines = ["| task | z from | seeds | AUROC | within-agent AUROC | F1 | F1 ceiling (oracle threshold) | "
+             "pearson(z, return) | " + " | ".join(f"AUROC of {n}" for n in names) + " |", "|---" * (8 + len(names)) + "|"]
     for r in rows:
         ys = " | ".join(f"{r['yardsticks'].get(n, float('nan')):.3f}" for n in names)
         scorer = SCORER_NAMES.get(r.get("backbone"), str(r.get("backbone")))
         lines.append(f"| {r['task']} | {scorer} | {len(r['seeds'])} | {fmt_ci(r['auroc'], r['auroc_ci'], 3)} | "
-                     f"{r['auroc_within_agent']:.3f} | {r['f1']:.3f} | {r['pearson_return']:.3f} | {ys} |")
+                     f"{r['auroc_within_agent']:.3f} | {r['f1']:.3f} | {_num(r.get('f1_best', float('nan')))} | "
+                     f"{r['pearson_return']:.3f} | {ys} |")
     return "\n".join(lines) + "\n"

@@ -107,7 +107,9 @@ def write_suite_tables(task_dirs: dict[str, Path], out_dir: Path,
     with atomic_path(out_dir / "table2.md") as tmp:
         tmp.write_text("# Suite, Table 2: safety labeling of D^U (mean over learner seeds)\n\n"
                        "AUROC of DSPO's z (from the scorer the row names) for \"the episode is safe\", within-agent "
-                       "AUROC (pairs from the same behavior agent), F1 at the smallest demo z, Pearson(z, return); "
+                       "AUROC (pairs from the same behavior agent), F1 at the smallest demo z, the F1 ceiling (the best "
+                       "threshold, picked with the oracle: what any decision rule on this z could reach; n/a where the "
+                       "task's labeling was not rerun since it was added), Pearson(z, return); "
                        "beside the AUROC of "
                        "threshold-free yardsticks.\n\n" + table2_markdown(rows2))
     plot_suite(t1, out_dir / "figure.png")
