@@ -42,10 +42,10 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     model_path = dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt"
     scorer, ckpt = load_scorer(model_path, task=task, obs_dim=data.obs_dim, act_dim=data.act_dim)
     if ckpt["kind"] == SCORER_KIND:
-        kind, mi_weight = "rgm", None  # RGM's correction: no network-at-initialization yardstick, no vCLUB term
+        scorer_kind, backbone, mi_weight = "rgm", None, None  # RGM's correction: no untrained-network yardstick, no vCLUB
     else:
         cfg = scorer.cfg  # a DiscriminatorScorer: its config and normalizer, from the one checkpoint read
-        kind, mi_weight = cfg.backbone, cfg.mi_weight
+        scorer_kind, backbone, mi_weight = "discriminator", cfg.backbone, cfg.mi_weight
         seed_everything(int(ckpt.get("seed", 0)))  # the same initialization the trained network started from
         untrained = build_discriminator(cfg, data.obs_dim, data.act_dim).eval()
         with torch.no_grad():
@@ -58,7 +58,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     metrics.update({
         "threshold_rule": "z >= min z over the safe demos (paper App. D.1)", "threshold": threshold,
         "auroc_margin_over_best_yardstick": metrics["auroc"] - best_trivial,
-        "backbone": kind, "mi_weight": mi_weight,
+        "scorer": scorer_kind, "backbone": backbone, "mi_weight": mi_weight,
         "unlabeled_episodes": int((episodes["split"] != SAFE_DEMO).sum()),
         "yardsticks": {name: rows[name] for name in rows if name.startswith("yardstick")},
     })

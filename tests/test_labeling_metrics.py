@@ -60,3 +60,18 @@ def test_score_metrics_reads_the_unlabeled_rows_only():
     assert m["recall"] == 0.5 and m["precision"] == 1.0
     assert m["f1_best"] == pytest.approx(0.8) and m["threshold_f1_best"] == 0.6  # 2 TP of 3 predicted
     assert m["auroc_within_agent"] == pytest.approx(1.0)  # a: 0.8 > 0.7, b: 0.6 > 0.1
+
+
+def test_table2_names_the_scorer_from_new_and_older_reports():
+    from dspo.evaluation.report import table2_markdown, z_source
+
+    assert z_source({"scorer": "rgm", "backbone": None}) == "rgm"
+    assert z_source({"scorer": "discriminator", "backbone": "transformer"}) == "transformer"
+    assert z_source({"backbone": "rgm"}) == "rgm" and z_source({"backbone": "mlp"}) == "mlp"  # before `scorer`
+    base = {"seeds": [0], "auroc": 0.9, "auroc_ci": [0.8, 1.0], "auroc_within_agent": 0.8, "f1": 0.4,
+            "pearson_return": -0.4, "yardsticks": {"-return": 0.8}}
+    md = table2_markdown([{**base, "task": "A", "z_from": "rgm", "f1_best": 0.81},
+                          {**base, "task": "B", "backbone": "mlp"}])  # an older suite copy: no z_from, no f1_best
+    row = {ln.split("|")[1].strip(): ln for ln in md.splitlines()[2:]}
+    assert "RGM correction" in row["A"] and "0.810" in row["A"]
+    assert "MLP discriminator" in row["B"] and "n/a" in row["B"]

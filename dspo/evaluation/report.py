@@ -165,13 +165,21 @@ def labeling_row(spec: TaskSpec, labeling_files: list[Path], rgm_files: list[Pat
     rgm = [_read(p, "analysis_rgm_costs")["episode"]["auroc"] for p in rgm_files]
     if rgm:
         row["yardsticks"]["RGM-estimated cost"] = float(np.nanmean(rgm))
-    row["backbone"], row["mi_weight"] = per_seed[0]["backbone"], per_seed[0]["mi_weight"]
+    row["z_from"], row["mi_weight"] = z_source(per_seed[0]), per_seed[0]["mi_weight"]
     return row
 
 
 def _num(value: float) -> str:
     """A metric an older report lacks prints as "n/a" (its task was not rerun since the metric was added)."""
     return "n/a" if not np.isfinite(value) else f"{value:.3f}"
+
+
+def z_source(labeling: dict) -> str:
+    """What computed a labeling report's z: "rgm", or the discriminator's backbone. Reports written before the
+    `scorer` key existed kept the scorer in `backbone` ("rgm" there); both read the same."""
+    if labeling.get("scorer", labeling.get("backbone")) == "rgm":
+        return "rgm"
+    return str(labeling.get("backbone"))
 
 
 SCORER_NAMES = {"rgm": "RGM correction", "mlp": "MLP discriminator", "transformer": "SafetyTransformer"}
@@ -184,7 +192,8 @@ def table2_markdown(rows: list[dict]) -> str:
              "pearson(z, return) | " + " | ".join(f"AUROC of {n}" for n in names) + " |", "|---" * (8 + len(names)) + "|"]
     for r in rows:
         ys = " | ".join(f"{r['yardsticks'].get(n, float('nan')):.3f}" for n in names)
-        scorer = SCORER_NAMES.get(r.get("backbone"), str(r.get("backbone")))
+        source = r["z_from"] if "z_from" in r else z_source(r)  # suite copies of older per-task rows: `backbone`
+        scorer = SCORER_NAMES.get(source, source)
         lines.append(f"| {r['task']} | {scorer} | {len(r['seeds'])} | {fmt_ci(r['auroc'], r['auroc_ci'], 3)} | "
                      f"{r['auroc_within_agent']:.3f} | {r['f1']:.3f} | {_num(r.get('f1_best', float('nan')))} | "
                      f"{r['pearson_return']:.3f} | {ys} |")
