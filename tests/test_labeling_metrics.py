@@ -70,8 +70,10 @@ def test_table2_names_the_scorer_from_new_and_older_reports():
     assert z_source({"backbone": "rgm"}) == "rgm" and z_source({"backbone": "mlp"}) == "mlp"  # before `scorer`
     base = {"seeds": [0], "auroc": 0.9, "auroc_ci": [0.8, 1.0], "auroc_within_agent": 0.8, "f1": 0.4,
             "pearson_return": -0.4, "yardsticks": {"-return": 0.8}}
-    md = table2_markdown([{**base, "task": "A", "z_from": "rgm", "f1_best": 0.81},
+    md = table2_markdown([{**base, "task": "A", "z_from": "rgm", "f1_best": 0.81,
+                           "yardsticks": {"-return": 0.8, "untrained network": float("nan")}},
                           {**base, "task": "B", "backbone": "mlp"}])  # an older suite copy: no z_from, no f1_best
     row = {ln.split("|")[1].strip(): ln for ln in md.splitlines()[2:]}
     assert "RGM correction" in row["A"] and "0.810" in row["A"]
     assert "MLP discriminator" in row["B"] and "n/a" in row["B"]
+    assert "nan" not in md and row["A"].rstrip(" |").endswith("n/a")  # no untrained network behind RGM

@@ -170,7 +170,8 @@ def labeling_row(spec: TaskSpec, labeling_files: list[Path], rgm_files: list[Pat
 
 
 def _num(value: float) -> str:
-    """A metric an older report lacks prints as "n/a" (its task was not rerun since the metric was added)."""
+    """A metric a row lacks prints as "n/a": an older report (its task not rerun since the metric was added), or a
+    yardstick that does not apply to its scorer (no untrained network behind RGM's correction)."""
     return "n/a" if not np.isfinite(value) else f"{value:.3f}"
 
 
@@ -191,7 +192,7 @@ def table2_markdown(rows: list[dict]) -> str:
     lines = ["| task | z from | seeds | AUROC | within-agent AUROC | F1 | F1 ceiling (oracle threshold) | "
              "pearson(z, return) | " + " | ".join(f"AUROC of {n}" for n in names) + " |", "|---" * (8 + len(names)) + "|"]
     for r in rows:
-        ys = " | ".join(f"{r['yardsticks'].get(n, float('nan')):.3f}" for n in names)
+        ys = " | ".join(_num(r["yardsticks"].get(n, float("nan"))) for n in names)
         source = r["z_from"] if "z_from" in r else z_source(r)  # suite copies of older per-task rows: `backbone`
         scorer = SCORER_NAMES.get(source, source)
         lines.append(f"| {r['task']} | {scorer} | {len(r['seeds'])} | {fmt_ci(r['auroc'], r['auroc_ci'], 3)} | "
