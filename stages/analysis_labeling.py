@@ -13,9 +13,9 @@ from dspo.core.config import seed_everything
 from dspo.core.errors import DataError
 from dspo.data.schemas import LABELED, ORACLE, SAFE_DEMO, read_dataset, read_frame
 from dspo.data.tasks import get_task
-from dspo.evaluation.labeling import labeling_rows, plot_labeling, score_metrics
+from dspo.evaluation.labeling import TRUE_LABEL_ROW, labeling_rows, plot_labeling, score_metrics
 from dspo.learners.dspo.discriminator import score_episodes
-from dspo.learners.dspo.rgm_scorer import SCORER_KIND
+from dspo.learners.dspo.rgm_scorer import CROSSFIT_KIND, SCORER_KIND
 from dspo.learners.dspo.scorer import load_scorer
 from dspo.learners.dspo.safety_transformer import build_discriminator
 
@@ -41,7 +41,8 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     rows = labeling_rows(data, episodes, episodes["z"].to_numpy(), threshold)
     model_path = dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt"
     scorer, ckpt = load_scorer(model_path, task=task, obs_dim=data.obs_dim, act_dim=data.act_dim)
-    if ckpt["kind"] == SCORER_KIND:
+    demo_folds = len(ckpt["members"]) if ckpt["kind"] == CROSSFIT_KIND else 1
+    if ckpt["kind"] in (SCORER_KIND, CROSSFIT_KIND):
         scorer_kind, backbone, mi_weight = "rgm", None, None  # RGM's correction: no untrained-network yardstick, no vCLUB
     else:
         cfg = scorer.cfg  # a DiscriminatorScorer: its config and normalizer, from the one checkpoint read
@@ -56,9 +57,13 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     metrics = {k: v for k, v in rows["discriminator"].items()}
     best_trivial = max(rows[r]["auroc"] for r in rows if r.startswith("yardstick") and not np.isnan(rows[r]["auroc"]))
     metrics.update({
-        "threshold_rule": "z >= min z over the safe demos (paper App. D.1)", "threshold": threshold,
+        "threshold_rule": "z >= min z over the safe demos (paper App. D.1)"
+                          + ("" if demo_folds == 1 else f", each demo scored out of fold ({demo_folds} folds)"),
+        "threshold": threshold,
         "auroc_margin_over_best_yardstick": metrics["auroc"] - best_trivial,
-        "scorer": scorer_kind, "backbone": backbone, "mi_weight": mi_weight,
+        # what a perfect score's pearson(z, return) would be here: the attainable floor of |pearson_return|
+        "pearson_return_true_label": rows[TRUE_LABEL_ROW]["pearson_return"],
+        "scorer": scorer_kind, "backbone": backbone, "mi_weight": mi_weight, "demo_folds": demo_folds,
         "unlabeled_episodes": int((episodes["split"] != SAFE_DEMO).sum()),
         "yardsticks": {name: rows[name] for name in rows if name.startswith("yardstick")},
     })
@@ -67,10 +72,13 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     write_json(metrics, out.with_suffix(".json"))
     with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text(f"# {task}: safety labeling on D^U ({metrics['unlabeled_episodes']} episodes)\n\n"
-                       f"Decision rule for recall/accuracy/F1: z >= {threshold:.4f} (the smallest demo z). "
+                       f"Decision rule for recall/accuracy/F1: z >= {threshold:.4f} (the smallest demo z"
+                       f"{'' if demo_folds == 1 else f', each demo scored by the fold scorer that did not train on it'}). "
                        f"Yardsticks are threshold-free scores (AUROC, correlations). `f1_best`: the best F1 of any "
                        f"threshold, picked with the oracle labels (the ranking's ceiling, not a method number; z's is at "
-                       f"z >= {metrics['threshold_f1_best']:.4f}).\n\n"
+                       f"z >= {metrics['threshold_f1_best']:.4f}). The reference row scores the true label itself: a "
+                       f"perfect score's pearson with return is {metrics['pearson_return_true_label']:.3f} on this "
+                       f"data.\n\n"
                        + table.to_markdown(floatfmt=".3f") + "\n")
     plot_labeling(episodes.reset_index(), threshold, spec.cost_limit,
                   f"{task} seed {seed}: {scorer.name}" + ("" if mi_weight is None else f", mi_weight={mi_weight:g}")

@@ -12,7 +12,7 @@ from dspo.data.tasks import get_task
 from dspo.learners.baselines.rgm import RGMConfig
 from dspo.learners.dspo.discriminator import (DiscConfig, check_discriminator_data, save_discriminator_checkpoint,
                                               train_discriminator)
-from dspo.learners.dspo.rgm_scorer import train_rgm_scorer
+from dspo.learners.dspo.rgm_scorer import train_crossfit_rgm_scorer, train_rgm_scorer
 from dspo.learners.dspo.safety_transformer import n_parameters
 
 app = typer.Typer(add_completion=False)
@@ -32,10 +32,15 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         rgm_cfg = read_section(RGMConfig, params)  # refuse bad settings before reading data
         spec = get_task(task)
         data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
-        scorer, history = train_rgm_scorer(data, spec.act_low, spec.act_high, rgm_cfg, resolve_device(device), seed)
+        if cfg.demo_folds > 1:
+            scorer, history = train_crossfit_rgm_scorer(data, spec.act_low, spec.act_high, rgm_cfg, cfg.demo_folds,
+                                                        resolve_device(device), seed)
+        else:
+            scorer, history = train_rgm_scorer(data, spec.act_low, spec.act_high, rgm_cfg, resolve_device(device), seed)
         scorer.save(out, task, {"seed": seed})
         write_curve(history, curve_path)
-        typer.echo(f"RGM-correction scorer ({rgm_cfg.disc_steps} classifier + {rgm_cfg.steps} bi-level steps) -> {out}")
+        typer.echo(f"{scorer.name} scorer ({rgm_cfg.disc_steps} classifier + {rgm_cfg.steps} bi-level steps"
+                   f"{'' if cfg.demo_folds == 1 else f', x {cfg.demo_folds} folds'}) -> {out}")
         return
     data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
     check_discriminator_data(data, cfg)  # refuse bad input before any training

@@ -3,8 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dspo.data.schemas import SAFE_DEMO, UNLABELED
+from dspo.data.schemas import SAFE_DEMO, UNLABELED, StepData
 from dspo.evaluation.labeling import auroc, best_f1, classification, score_metrics
+from tests.conftest import synthetic_columns
 
 
 def brute_force_best_f1(scores, labels):
@@ -70,10 +71,32 @@ def test_table2_names_the_scorer_from_new_and_older_reports():
     assert z_source({"backbone": "rgm"}) == "rgm" and z_source({"backbone": "mlp"}) == "mlp"  # before `scorer`
     base = {"seeds": [0], "auroc": 0.9, "auroc_ci": [0.8, 1.0], "auroc_within_agent": 0.8, "f1": 0.4,
             "pearson_return": -0.4, "yardsticks": {"-return": 0.8}}
-    md = table2_markdown([{**base, "task": "A", "z_from": "rgm", "f1_best": 0.81,
+    md = table2_markdown([{**base, "task": "A", "z_from": "rgm", "f1_best": 0.81, "pearson_return_true_label": -0.47,
                            "yardsticks": {"-return": 0.8, "untrained network": float("nan")}},
                           {**base, "task": "B", "backbone": "mlp"}])  # an older suite copy: no z_from, no f1_best
     row = {ln.split("|")[1].strip(): ln for ln in md.splitlines()[2:]}
-    assert "RGM correction" in row["A"] and "0.810" in row["A"]
+    assert "RGM correction" in row["A"] and "0.810" in row["A"] and "-0.470" in row["A"]
     assert "MLP discriminator" in row["B"] and "n/a" in row["B"]
     assert "nan" not in md and row["A"].rstrip(" |").endswith("n/a")  # no untrained network behind RGM
+
+
+def test_the_true_label_row_shows_a_perfect_scores_correlation_with_return():
+    """On data where safe episodes earn less, even a perfect score correlates with return: the reference row says how
+    much, so a return-agnostic target is read against what the data allows."""
+    from dspo.evaluation.labeling import TRUE_LABEL_ROW, labeling_rows
+
+    rng = np.random.default_rng(0)
+    n = 60
+    ret = rng.normal(size=n)
+    safe = ret + 0.5 * rng.normal(size=n) < 0  # safety tied to low return
+    episodes = pd.DataFrame({"split": [SAFE_DEMO] * 3 + [UNLABELED] * (n - 3), "is_safe": safe,
+                             "source_agent": np.where(np.arange(n) % 2 == 0, "a", "b"), "return": ret},
+                            index=pd.Index(np.arange(n), name="episode_id"))
+    rows = labeling_rows(StepData("BallCircle", **synthetic_columns(n_episodes=n, length=4, n_demos=3)), episodes, rng.random(n), threshold=0.5)
+    ref = rows[TRUE_LABEL_ROW]
+    unl = slice(3, None)
+    assert ref["auroc"] == 1.0 and ref["f1"] == 1.0 and ref["f1_best"] == 1.0
+    assert ref["pearson_return"] == pytest.approx(np.corrcoef(safe[unl], ret[unl])[0, 1])
+    assert ref["pearson_return"] < -0.5
+    assert not TRUE_LABEL_ROW.startswith("yardstick")  # never the "best trivial yardstick" the margin is taken over
+

@@ -116,3 +116,97 @@ def test_bad_rgm_settings_are_refused_before_training(workdir):
     rc, err = run_stage(workdir, "train_discriminator.py", "--task", "BallCircle", "--seed", "0", "--device", "cpu")
     assert rc == 2 and "rgm.lr=-1.0" in err
     assert not (workdir / "models").exists()
+
+
+# ---------------------------------------------------------------- k-fold demo cross-fitting (disc.demo_folds)
+
+def test_demo_folds_partition_the_demos_evenly_and_reproducibly():
+    from dspo.core.errors import ParamError
+    from dspo.data.schemas import SAFE_DEMO
+    from dspo.learners.dspo.rgm_scorer import assign_demo_folds
+
+    data = tiny_data(n_episodes=12, n_demos=7)
+    demos = set(np.unique(data.episode_id[data.split == SAFE_DEMO]).tolist())
+    folds = assign_demo_folds(data, 3, seed=0)
+    assert set(folds) == demos and sorted(np.bincount(list(folds.values()))) == [2, 2, 3]
+    assert folds == assign_demo_folds(data, 3, seed=0) and folds != assign_demo_folds(data, 3, seed=1)
+    with pytest.raises(ParamError, match="disc.demo_folds=8 exceeds the 7 safe demos"):
+        assign_demo_folds(data, 8, seed=0)
+
+
+@pytest.fixture(scope="module")
+def crossfit():
+    from dspo.learners.dspo.rgm_scorer import train_crossfit_rgm_scorer
+
+    data = tiny_data()
+    ones = np.ones(data.act_dim)
+    scorer, curve = train_crossfit_rgm_scorer(data, -ones, ones, RGMConfig.from_section(SMALL_RGM), 2, "cpu", seed=0)
+    return data, scorer, curve
+
+
+def test_a_demo_is_scored_by_the_member_that_did_not_train_on_it(crossfit):
+    data, scorer, curve = crossfit
+    z = scorer.score_episodes(data).set_index("episode_id")["z"]
+    member_z = [m.score_episodes(data).set_index("episode_id")["z"] for m in scorer.members]
+    assert len(scorer.members) == 2 and sorted(curve["fold"].unique()) == [0, 1]
+    for episode in z.index:
+        if episode in scorer.demo_fold:
+            assert z[episode] == member_z[scorer.demo_fold[episode]][episode]
+        else:
+            assert z[episode] == pytest.approx((member_z[0][episode] + member_z[1][episode]) / 2)
+    assert member_z[0].to_numpy().tolist() != member_z[1].to_numpy().tolist()  # two fits on different demo sets
+    rng = np.random.default_rng(0)
+    obs, act = rng.normal(size=(5, 6, data.obs_dim)), rng.uniform(-1, 1, (5, 6, data.act_dim))
+    np.testing.assert_allclose(scorer.score_segments(obs, act),
+                               (scorer.members[0].score_segments(obs, act) + scorer.members[1].score_segments(obs, act)) / 2)
+
+
+def test_each_member_trained_with_its_fold_moved_into_the_unlabeled_data(crossfit, monkeypatch):
+    """The fold's demos are relabeled D^U for that member only; every other row keeps its split."""
+    import dspo.learners.dspo.rgm_scorer as rs
+    from dspo.data.schemas import SAFE_DEMO, UNLABELED
+
+    data, scorer, _ = crossfit
+    seen = []
+    monkeypatch.setattr(rs, "train_rgm_scorer", lambda d, *a, **k: (seen.append(d.split.copy()), (scorer.members[0],
+                                                                     pd.DataFrame({"step": [0]})))[1])
+    rs.train_crossfit_rgm_scorer(data, None, None, None, 2, "cpu", seed=0)
+    for fold, split in enumerate(seen):
+        held = np.isin(data.episode_id, [e for e, f in scorer.demo_fold.items() if f == fold])
+        assert (split[held] == UNLABELED).all() and (split[~held] == data.split[~held]).all()
+        assert (split == SAFE_DEMO).any()
+
+
+def test_crossfit_checkpoint_round_trip_and_dispatch(crossfit, tmp_path):
+    from dspo.learners.dspo.rgm_scorer import CROSSFIT_KIND
+
+    data, scorer, _ = crossfit
+    scorer.save(tmp_path / "model.pt", "BallCircle", {"seed": 0})
+    loaded, ckpt = load_scorer(tmp_path / "model.pt", task="BallCircle", obs_dim=data.obs_dim, act_dim=data.act_dim)
+    assert ckpt["kind"] == CROSSFIT_KIND and loaded.demo_fold == scorer.demo_fold and "2-fold" in loaded.name
+    pd.testing.assert_frame_equal(loaded.score_episodes(data), scorer.score_episodes(data))
+    with pytest.raises(CheckpointMismatchError, match="obs_dim"):
+        load_scorer(tmp_path / "model.pt", task="BallCircle", obs_dim=data.obs_dim + 1, act_dim=data.act_dim)
+
+
+def test_demo_folds_is_refused_for_the_discriminator():
+    with pytest.raises(ValueError, match="demo_folds=3 applies to scorer rgm only"):
+        config(demo_folds=3)
+    with pytest.raises(ValueError):
+        config(scorer="rgm", demo_folds=0)
+
+
+def test_stages_train_and_label_with_the_crossfit_scorer(workdir):
+    from dspo.learners.dspo.rgm_scorer import CROSSFIT_KIND
+
+    params = yaml.safe_load((_rgm_workdir(workdir) / "params.yaml").read_text())
+    params["disc"]["demo_folds"] = 2
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    rc, err = run_stage(workdir, "train_discriminator.py", "--task", "BallCircle", "--seed", "0", "--device", "cpu")
+    assert rc == 0, err
+    model = workdir / "models" / "BallCircle" / "discriminator" / "seed0" / "model.pt"
+    assert torch.load(model, weights_only=True)["kind"] == CROSSFIT_KIND
+    rc, err = run_stage(workdir, "label_safety.py", "--task", "BallCircle", "--seed", "0", "--device", "cpu")
+    assert rc == 0, err
+    labeled = read_frame(LABELED, workdir / "data" / "BallCircle" / "dspo" / "seed0" / "labeled.parquet")
+    assert labeled["z"].between(0, 1).all() and labeled["z"].nunique() > 1

@@ -12,7 +12,9 @@ Metrics are computed on D^U (the demos were labeled by construction):
 - `auroc_within_agent`: AUROC inside each behavior source that has both safe and unsafe episodes,
   averaged -- a score that only learned "which agent" or "how much return" gets ~0.5 here.
 Yardsticks scored the same way: the return itself (both signs), the negative distance of an
-episode's feature summary to its nearest demo, and the untrained network.
+episode's feature summary to its nearest demo, and the untrained network. One reference row scores the true label
+itself (a perfect score): its `pearson_return` is what any score that labels perfectly must show on this data, so a
+return-agnostic target (|pearson_return| small) is attainable only as far as safety itself is return-agnostic here.
 """
 from __future__ import annotations
 
@@ -94,6 +96,9 @@ def score_metrics(scores: np.ndarray, episodes: pd.DataFrame, threshold: float |
     return metrics
 
 
+TRUE_LABEL_ROW = "reference: true label (a perfect score)"
+
+
 def labeling_rows(data: StepData, episodes: pd.DataFrame, z: np.ndarray, threshold: float) -> dict[str, dict]:
     """Table 2 for one score: the discriminator's metrics (at `threshold` and at 0.5) beside the trivial yardsticks.
 
@@ -106,6 +111,7 @@ def labeling_rows(data: StepData, episodes: pd.DataFrame, z: np.ndarray, thresho
     rows["yardstick: +return"] = score_metrics(ret, episodes)
     rows["yardstick: -NN distance to D^S"] = score_metrics(
         nn_distance_to_demos(data).reindex(episodes.index).to_numpy(), episodes)
+    rows[TRUE_LABEL_ROW] = score_metrics(episodes["is_safe"].to_numpy(dtype=np.float64), episodes, threshold=0.5)
     return rows
 
 

@@ -20,7 +20,7 @@ from dspo.data.tasks import TaskSpec
 from dspo.evaluation.stats import mean_ci, probability_of_improvement_ci
 from dspo.learners.registry import ANALYSIS, METHOD, algorithms
 
-TABLE2_METRICS = ("auroc", "auroc_within_agent", "f1", "f1_best", "pearson_return")
+TABLE2_METRICS = ("auroc", "auroc_within_agent", "f1", "f1_best", "pearson_return", "pearson_return_true_label")
 
 
 def _read(path: Path, producer: str) -> dict:
@@ -190,12 +190,13 @@ def table2_markdown(rows: list[dict]) -> str:
     """One row per task; `z from` names the scorer (`disc.scorer` / `disc.backbone`), since rows may be of different runs."""
     names = list(dict.fromkeys(n for r in rows for n in r["yardsticks"]))
     lines = ["| task | z from | seeds | AUROC | within-agent AUROC | F1 | F1 ceiling (oracle threshold) | "
-             "pearson(z, return) | " + " | ".join(f"AUROC of {n}" for n in names) + " |", "|---" * (8 + len(names)) + "|"]
+             "pearson(z, return) | pearson(true label, return) | " + " | ".join(f"AUROC of {n}" for n in names) + " |",
+             "|---" * (9 + len(names)) + "|"]
     for r in rows:
         ys = " | ".join(_num(r["yardsticks"].get(n, float("nan"))) for n in names)
         source = r["z_from"] if "z_from" in r else z_source(r)  # suite copies of older per-task rows: `backbone`
         scorer = SCORER_NAMES.get(source, source)
         lines.append(f"| {r['task']} | {scorer} | {len(r['seeds'])} | {fmt_ci(r['auroc'], r['auroc_ci'], 3)} | "
                      f"{r['auroc_within_agent']:.3f} | {r['f1']:.3f} | {_num(r.get('f1_best', float('nan')))} | "
-                     f"{r['pearson_return']:.3f} | {ys} |")
+                     f"{r['pearson_return']:.3f} | {_num(r.get('pearson_return_true_label', float('nan')))} | {ys} |")
     return "\n".join(lines) + "\n"

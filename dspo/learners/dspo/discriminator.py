@@ -76,19 +76,24 @@ class DiscConfig(Section):
     eval_every: PosInt
     log_every: PosInt
     class_prior: Annotated[Float, Field(gt=0, lt=1)] | None  # PU class prior; None = the paper's plain loss
+    demo_folds: PosInt = 1  # scorer rgm: 1 = one scorer on every demo (the paper) | k >= 2: k-fold demo cross-fitting
 
     def to_dict(self) -> dict:
         """The architecture and training settings saved in the checkpoint (the learner seed is saved beside them).
 
-        Without `scorer`: the checkpoint's kind already says which scorer it is, and a discriminator checkpoint stays
-        byte-identical to one written before the knob existed (so DVC does not retrain what follows it).
+        Without `scorer` and `demo_folds` (the RGM scorer's): the checkpoint's kind already says which scorer it is, and
+        a discriminator checkpoint stays byte-identical to one written before the knobs existed (so DVC does not retrain
+        what follows it).
         """
-        return self.model_dump(exclude={"scorer"})
+        return self.model_dump(exclude={"scorer", "demo_folds"})
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "DiscConfig":
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.demo_folds > 1 and self.scorer != "rgm":
+            raise ValueError(f"demo_folds={self.demo_folds} applies to scorer rgm only (the discriminator holds demos "
+                             f"out for model selection with holdout_demos); set demo_folds: 1")
         return self
 
 

@@ -17,6 +17,7 @@ RGM's first level instead, the (s, a) classifier of D^S vs D (sigmoid of the mea
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -24,9 +25,9 @@ import torch
 
 from dspo.core.artifacts import load_checkpoint, save_checkpoint
 from dspo.core.config import seed_everything
-from dspo.core.errors import DataError
+from dspo.core.errors import DataError, ParamError
 from dspo.data.episodes import episodes_of
-from dspo.data.schemas import StepData
+from dspo.data.schemas import SAFE_DEMO, UNLABELED, StepData
 from dspo.learners.baselines.cdt_v import corrections, estimated_costs, normalized_inputs
 from dspo.learners.baselines.rgm import RGM, RGMConfig, RewardCorrection
 from dspo.learners.contract import FunctionLearner, fit
@@ -86,13 +87,15 @@ class RGMScorer:
             logits = self.classifier(x).squeeze(-1).reshape(n, horizon).mean(1).double().numpy()
         return 1.0 / (1.0 + np.exp(-logits))
 
+    def checkpoint(self, task: str, extra: dict | None = None) -> dict:
+        return {"kind": SCORER_KIND, "task": task, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                "rgm_config": self.rgm_config, "delta_mean": self.delta_mean, "delta_std": self.delta_std,
+                "correction": self.correction.checkpoint(task, self.obs_norm, self.bounds, self.obs_dim, self.act_dim),
+                "classifier": {k: v.detach().cpu() for k, v in self.classifier.state_dict().items()},
+                **(extra or {})}
+
     def save(self, path: str | os.PathLike, task: str, extra: dict | None = None) -> None:
-        save_checkpoint({"kind": SCORER_KIND, "task": task, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-                         "rgm_config": self.rgm_config, "delta_mean": self.delta_mean, "delta_std": self.delta_std,
-                         "correction": self.correction.checkpoint(task, self.obs_norm, self.bounds, self.obs_dim,
-                                                                  self.act_dim),
-                         "classifier": {k: v.detach().cpu() for k, v in self.classifier.state_dict().items()},
-                         **(extra or {})}, path)
+        save_checkpoint(self.checkpoint(task, extra), path)
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "RGMScorer":
@@ -113,7 +116,8 @@ def load_rgm_scorer(path: str | os.PathLike, *, task: str | None = None, obs_dim
 
 
 def train_rgm_scorer(data: StepData, act_low: np.ndarray, act_high: np.ndarray, cfg: RGMConfig,
-                     device: torch.device | str = "cpu", seed: int = 0) -> tuple[RGMScorer, pd.DataFrame]:
+                     device: torch.device | str = "cpu", seed: int = 0, label: str = "rgm scorer"
+                     ) -> tuple[RGMScorer, pd.DataFrame]:
     """RGM's classifier and bi-level correction on the learner table (its policy head is trained and discarded).
 
     The curve: the classifier phase (`loss_d`, the D^S-vs-D loss the discriminator's plot shows), then the bi-level
@@ -125,8 +129,8 @@ def train_rgm_scorer(data: StepData, act_low: np.ndarray, act_high: np.ndarray, 
     reward = offline.reward
     agent = RGM(offline, cfg, device, float(reward.mean()), float(reward.std().clamp_min(1e-6)))
     classifier_curve = fit(FunctionLearner(agent.classifier_update, agent.classifier_batch), cfg.disc_steps,
-                           cfg.log_every, "rgm scorer: classifier").rename(columns={"classifier_loss": "loss_d"})
-    curve = fit(agent, cfg.steps, cfg.log_every, "rgm scorer: correction")
+                           cfg.log_every, f"{label}: classifier").rename(columns={"classifier_loss": "loss_d"})
+    curve = fit(agent, cfg.steps, cfg.log_every, f"{label}: correction")
     curve["step"] += cfg.disc_steps
     correction = agent.correction.cpu().eval()
     with torch.no_grad():  # standardized over every row of the table, as analysis_rgm_costs does
@@ -135,3 +139,72 @@ def train_rgm_scorer(data: StepData, act_low: np.ndarray, act_high: np.ndarray, 
                        max(float(delta.std()), 1e-6), cfg.model_dump())
     return scorer, pd.concat([classifier_curve.assign(phase="classifier"), curve.assign(phase="correction")],
                              ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# k-fold demo cross-fitting (`disc.demo_folds`)
+
+CROSSFIT_KIND = "rgm_scorer_crossfit"
+
+
+def assign_demo_folds(data: StepData, folds: int, seed: int) -> dict[int, int]:
+    """{demo episode id: fold}: the demos in a seeded random order, split into `folds` near-equal parts."""
+    demo_ids = np.unique(data.episode_id[data.split == SAFE_DEMO])
+    if folds > len(demo_ids):
+        raise ParamError(f"disc.demo_folds={folds} exceeds the {len(demo_ids)} safe demos of {data.task}; "
+                         f"use at most {len(demo_ids)}")
+    order = np.random.default_rng(seed).permutation(demo_ids)
+    return {int(e): fold for fold, part in enumerate(np.array_split(order, folds)) for e in part}
+
+
+class CrossFitScorer:
+    """k RGM scorers; member f was trained with demo fold f moved into D^U.
+
+    Why: a scorer fitted to the demos scores them at the top of its range (BallCircle: every demo z in 0.720-0.722, the
+    z's ceiling), so the paper's rule -- labeled safe iff z >= the smallest demo z -- calls only the episodes that look
+    like training demos safe (recall 0.23-0.28 there). Here every demo's z comes from the member that saw it as
+    unlabeled data, i.e. it is scored exactly as a safe episode of D^U would be, and the same rule reads those honest
+    scores. A D^U episode's z is the members' mean; a generated segment's too.
+    """
+
+    def __init__(self, members: list[RGMScorer], demo_fold: dict[int, int]):
+        self.members, self.demo_fold = list(members), {int(k): int(v) for k, v in demo_fold.items()}
+        self.name = f"RGM correction ({len(self.members)}-fold demo cross-fit)"
+
+    def score_episodes(self, data: StepData) -> pd.DataFrame:
+        frames = [m.score_episodes(data) for m in self.members]
+        z = np.stack([f["z"].to_numpy() for f in frames])  # [k, episodes]
+        out = frames[0].assign(z=z.mean(0))
+        fold = out["episode_id"].map(self.demo_fold)  # NaN for episodes that are not demos of the training data
+        held = np.flatnonzero(fold.notna().to_numpy())
+        out.loc[out.index[held], "z"] = z[fold.iloc[held].astype(int).to_numpy(), held]
+        return out
+
+    def score_segments(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+        return np.mean([m.score_segments(obs, action) for m in self.members], axis=0)
+
+    def save(self, path: str | os.PathLike, task: str, extra: dict | None = None) -> None:
+        first = self.members[0]
+        ids = sorted(self.demo_fold)
+        save_checkpoint({"kind": CROSSFIT_KIND, "task": task, "obs_dim": first.obs_dim, "act_dim": first.act_dim,
+                         "members": [m.checkpoint(task) for m in self.members],
+                         "demo_ids": ids, "demo_folds": [self.demo_fold[i] for i in ids], **(extra or {})}, path)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "CrossFitScorer":
+        return cls([RGMScorer.from_checkpoint(m) for m in ckpt["members"]],
+                   dict(zip(ckpt["demo_ids"], ckpt["demo_folds"])))
+
+
+def train_crossfit_rgm_scorer(data: StepData, act_low: np.ndarray, act_high: np.ndarray, cfg: RGMConfig, folds: int,
+                              device: torch.device | str = "cpu", seed: int = 0) -> tuple[CrossFitScorer, pd.DataFrame]:
+    """`folds` RGM scorers, member f with fold f's demos relabeled unlabeled (same settings, same seed)."""
+    fold_of = assign_demo_folds(data, folds, seed)
+    members, curves = [], []
+    for fold in range(folds):
+        held = np.isin(data.episode_id, [e for e, f in fold_of.items() if f == fold])
+        member, curve = train_rgm_scorer(replace(data, split=np.where(held, UNLABELED, data.split)), act_low, act_high,
+                                         cfg, device, seed, label=f"rgm scorer fold {fold + 1}/{folds}")
+        members.append(member)
+        curves.append(curve.assign(fold=fold))
+    return CrossFitScorer(members, fold_of), pd.concat(curves, ignore_index=True)

@@ -2,7 +2,8 @@
 
 The stages that use z (label_safety scores episodes, generate's `keep_fraction` scores generated segments,
 analysis_labeling reports it) read `models/<task>/discriminator/seed<k>/model.pt` through `load_scorer`, which
-dispatches on the checkpoint's kind: the discriminator (the paper) or RGM's reward correction.
+dispatches on the checkpoint's kind: the discriminator (the paper), RGM's reward correction, or k of those
+cross-fitted over the demos (`disc.demo_folds`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 from dspo.core.artifacts import load_checkpoint
 from dspo.data.schemas import StepData
 from dspo.learners.dspo import discriminator as disc
-from dspo.learners.dspo.rgm_scorer import SCORER_KIND, RGMScorer
+from dspo.learners.dspo.rgm_scorer import CROSSFIT_KIND, SCORER_KIND, CrossFitScorer, RGMScorer
 
 
 class SafetyScorer(Protocol):
@@ -44,9 +45,11 @@ class DiscriminatorScorer:
 def load_scorer(path: str | os.PathLike, *, task: str, obs_dim: int, act_dim: int,
                 device: torch.device | str = "cpu") -> tuple[SafetyScorer, dict]:
     """The chain's scorer and its raw checkpoint; refuse another kind, task or obs/action sizes."""
-    ckpt = load_checkpoint(path, (disc.CHECKPOINT_KIND, SCORER_KIND), task=task, obs_dim=obs_dim, act_dim=act_dim,
-                           producer="train_discriminator")
+    ckpt = load_checkpoint(path, (disc.CHECKPOINT_KIND, SCORER_KIND, CROSSFIT_KIND), task=task, obs_dim=obs_dim,
+                           act_dim=act_dim, producer="train_discriminator")
     if ckpt["kind"] == SCORER_KIND:
         return RGMScorer.from_checkpoint(ckpt), ckpt
+    if ckpt["kind"] == CROSSFIT_KIND:
+        return CrossFitScorer.from_checkpoint(ckpt), ckpt
     model, normalizer, cfg = disc.discriminator_from_checkpoint(ckpt, source=path)
     return DiscriminatorScorer(model, normalizer, cfg, device), ckpt
