@@ -8,7 +8,7 @@ import yaml
 from dspo.core.errors import CheckpointMismatchError
 from dspo.data.schemas import LABELED, read_frame
 from dspo.learners.baselines.rgm import RGMConfig
-from dspo.learners.dspo.rgm_scorer import SCORER_KIND, train_rgm_scorer
+from dspo.learners.dspo.rgm_scorer import CROSSFIT_KIND, SCORER_KIND, train_rgm_scorer
 from dspo.learners.dspo.scorer import DiscriminatorScorer, load_scorer
 from tests.test_discriminator import config, tiny_data
 from tests.test_stage_errors import run_stage, workdir  # noqa: F401 (the fixture)
@@ -91,20 +91,21 @@ def test_discriminator_checkpoints_load_as_before(tmp_path):
     assert isinstance(loaded, DiscriminatorScorer) and loaded.cfg.scorer == "discriminator"
 
 
-def _rgm_workdir(workdir, **rgm):
+def _rgm_workdir(workdir, demo_folds=1, **rgm):
     params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["disc"]["scorer"] = "rgm"
+    params["disc"].update(scorer="rgm", demo_folds=demo_folds)
     params["rgm"].update({**SMALL_RGM, **rgm})
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     return workdir
 
 
-def test_stages_train_and_label_with_the_rgm_scorer(workdir):
-    _rgm_workdir(workdir)
+@pytest.mark.parametrize("demo_folds, kind", [(1, SCORER_KIND), (2, CROSSFIT_KIND)])
+def test_stages_train_and_label_with_the_rgm_scorer(workdir, demo_folds, kind):
+    _rgm_workdir(workdir, demo_folds)
     rc, err = run_stage(workdir, "train_discriminator.py", "--task", "BallCircle", "--seed", "0", "--device", "cpu")
     assert rc == 0, err
     model = workdir / "models" / "BallCircle" / "discriminator" / "seed0" / "model.pt"
-    assert torch.load(model, weights_only=True)["kind"] == SCORER_KIND
+    assert torch.load(model, weights_only=True)["kind"] == kind
     rc, err = run_stage(workdir, "label_safety.py", "--task", "BallCircle", "--seed", "0", "--device", "cpu")
     assert rc == 0, err
     labeled = read_frame(LABELED, workdir / "data" / "BallCircle" / "dspo" / "seed0" / "labeled.parquet")
@@ -178,8 +179,6 @@ def test_each_member_trained_with_its_fold_moved_into_the_unlabeled_data(crossfi
 
 
 def test_crossfit_checkpoint_round_trip_and_dispatch(crossfit, tmp_path):
-    from dspo.learners.dspo.rgm_scorer import CROSSFIT_KIND
-
     data, scorer, _ = crossfit
     scorer.save(tmp_path / "model.pt", "BallCircle", {"seed": 0})
     loaded, ckpt = load_scorer(tmp_path / "model.pt", task="BallCircle", obs_dim=data.obs_dim, act_dim=data.act_dim)
@@ -195,18 +194,3 @@ def test_demo_folds_is_refused_for_the_discriminator():
     with pytest.raises(ValueError):
         config(scorer="rgm", demo_folds=0)
 
-
-def test_stages_train_and_label_with_the_crossfit_scorer(workdir):
-    from dspo.learners.dspo.rgm_scorer import CROSSFIT_KIND
-
-    params = yaml.safe_load((_rgm_workdir(workdir) / "params.yaml").read_text())
-    params["disc"]["demo_folds"] = 2
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    rc, err = run_stage(workdir, "train_discriminator.py", "--task", "BallCircle", "--seed", "0", "--device", "cpu")
-    assert rc == 0, err
-    model = workdir / "models" / "BallCircle" / "discriminator" / "seed0" / "model.pt"
-    assert torch.load(model, weights_only=True)["kind"] == CROSSFIT_KIND
-    rc, err = run_stage(workdir, "label_safety.py", "--task", "BallCircle", "--seed", "0", "--device", "cpu")
-    assert rc == 0, err
-    labeled = read_frame(LABELED, workdir / "data" / "BallCircle" / "dspo" / "seed0" / "labeled.parquet")
-    assert labeled["z"].between(0, 1).all() and labeled["z"].nunique() > 1
