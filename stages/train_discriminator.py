@@ -6,13 +6,12 @@ import typer
 
 from dspo.core.artifacts import write_curve
 from dspo.core.cli import seed_dir, stage, task_dirs
-from dspo.core.config import read_section, resolve_device
+from dspo.core.config import load_params, read_section, resolve_device
 from dspo.data.schemas import read_dataset
 from dspo.data.tasks import get_task
-from dspo.learners.baselines.rgm import RGMConfig
 from dspo.learners.dspo.discriminator import (DiscConfig, check_discriminator_data, save_discriminator_checkpoint,
                                               train_discriminator)
-from dspo.learners.dspo.rgm_scorer import train_crossfit_rgm_scorer, train_rgm_scorer
+from dspo.learners.dspo.rgm_scorer import scorer_rgm_config, train_crossfit_rgm_scorer, train_rgm_scorer
 from dspo.learners.dspo.safety_transformer import n_parameters
 
 app = typer.Typer(add_completion=False)
@@ -29,7 +28,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     out = dirs["models"] / "discriminator" / seed_dir(seed) / "model.pt"
     curve_path = dirs["reports"] / "train" / "discriminator" / f"{seed_dir(seed)}.csv"
     if cfg.scorer == "rgm":
-        rgm_cfg = read_section(RGMConfig, params)  # refuse bad settings before reading data
+        rgm_cfg = scorer_rgm_config(cfg, load_params(params), params)  # refuse bad settings before reading data
         spec = get_task(task)
         data = read_dataset(dirs["data"] / "dataset.parquet", task=task)
         if cfg.demo_folds > 1:

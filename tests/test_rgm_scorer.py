@@ -194,3 +194,20 @@ def test_demo_folds_is_refused_for_the_discriminator():
     with pytest.raises(ValueError):
         config(scorer="rgm", demo_folds=0)
 
+
+
+def test_scorer_rgm_settings_layer_on_the_baselines():
+    """disc.rgm_settings overrides the RGM baseline's rgm.* for the scorer only; bad keys are named where they live."""
+    from dspo.core.errors import ParamError
+    from dspo.learners.dspo.rgm_scorer import scorer_rgm_config
+
+    params = {"rgm": dict(SMALL_RGM)}
+    assert scorer_rgm_config(config(scorer="rgm"), params) == RGMConfig.from_section(SMALL_RGM)
+    pinned = scorer_rgm_config(config(scorer="rgm", rgm_settings={"alpha": 0.25, "correction_scale": 4.0}), params)
+    assert (pinned.alpha, pinned.correction_scale, pinned.steps) == (0.25, 4.0, SMALL_RGM["steps"])
+    with pytest.raises(ParamError, match="disc.rgm_settings.alpha"):
+        scorer_rgm_config(config(scorer="rgm", rgm_settings={"alpha": -1.0}), params)
+    with pytest.raises(ParamError, match="disc.rgm_settings"):
+        scorer_rgm_config(config(scorer="rgm", rgm_settings={"no_such_key": 1}), params)
+    with pytest.raises(ParamError, match="rgm.lr"):
+        scorer_rgm_config(config(scorer="rgm"), {"rgm": {**SMALL_RGM, "lr": -1.0}})

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Annotated, Callable, ClassVar, Literal
+from typing import Annotated, Any, Callable, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -77,15 +77,16 @@ class DiscConfig(Section):
     log_every: PosInt
     class_prior: Annotated[Float, Field(gt=0, lt=1)] | None  # PU class prior; None = the paper's plain loss
     demo_folds: PosInt = 1  # scorer rgm: 1 = one scorer on every demo (the paper) | k >= 2: k-fold demo cross-fitting
+    rgm_settings: dict[str, Any] = {}  # scorer rgm: its RGM settings on top of the baseline's `rgm.*` ({}: the same)
 
     def to_dict(self) -> dict:
         """The architecture and training settings saved in the checkpoint (the learner seed is saved beside them).
 
-        Without `scorer` and `demo_folds` (the RGM scorer's): the checkpoint's kind already says which scorer it is, and
+        Without `scorer`, `demo_folds` and `rgm_settings` (the RGM scorer's): the checkpoint's kind already says which scorer it is, and
         a discriminator checkpoint stays byte-identical to one written before the knobs existed (so DVC does not retrain
         what follows it).
         """
-        return self.model_dump(exclude={"scorer", "demo_folds"})
+        return self.model_dump(exclude={"scorer", "demo_folds", "rgm_settings"})
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "DiscConfig":

@@ -108,6 +108,18 @@ class RGMScorer:
                    ckpt["delta_std"], cfg)
 
 
+def scorer_rgm_config(disc_cfg, params: dict, source: str | os.PathLike = "params.yaml") -> RGMConfig:
+    """The scorer's RGM settings: the RGM baseline's `rgm.*` with `disc.rgm_settings` on top.
+
+    Why a layer of its own: the chain was tuned with the scorer at given RGM settings; re-tuning the RGM *baseline* (for
+    its policy) must not silently retrain DSPO's scorer. `{}` keeps them the same.
+    """
+    base = RGMConfig.from_params(params, source=source)  # errors name rgm.<key>
+    if not disc_cfg.rgm_settings:
+        return base
+    return RGMConfig.from_section({**base.model_dump(), **disc_cfg.rgm_settings}, "disc.rgm_settings", source)
+
+
 def load_rgm_scorer(path: str | os.PathLike, *, task: str | None = None, obs_dim: int | None = None,
                     act_dim: int | None = None) -> tuple[RGMScorer, dict]:
     ckpt = load_checkpoint(path, SCORER_KIND, task=task, obs_dim=obs_dim, act_dim=act_dim,
