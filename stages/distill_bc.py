@@ -64,12 +64,15 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         unlabeled = data.select(data.split == UNLABELED)
         gen_obs, gen_act = unlabeled.obs, unlabeled.action
     elif distill.source == "labeled_safe":  # the control: the D^U episodes the labels call safe
-        chosen = data.select(np.isin(data.episode_id, labeled_safe_episodes(read_frame(LABELED, labels), str(labels))))
+        ids = labeled_safe_episodes(read_frame(LABELED, labels), str(labels),
+                                    return_quantile=distill.labeled_return_quantile)
+        chosen = data.select(np.isin(data.episode_id, ids))
         gen_obs, gen_act = chosen.obs, chosen.action
     lab_obs, lab_act = demos.obs[:0], demos.action[:0]
     labeled_share = distill.labeled_share
     if labeled_share > 0:  # the lever: labeled-safe real episodes beside D^G
-        ids = labeled_safe_episodes(read_frame(LABELED, labels), str(labels), allow_empty=True)
+        ids = labeled_safe_episodes(read_frame(LABELED, labels), str(labels), allow_empty=True,
+                                    return_quantile=distill.labeled_return_quantile)
         if len(ids) == 0:  # no D^U episode clears the threshold: the share returns to the demos (recorded)
             typer.echo(f"warning: no unlabeled episode is labeled safe in {labels}; labeled_share {labeled_share} -> 0")
             labeled_share = 0.0
@@ -95,7 +98,10 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
                                              distill.labeled_share, "actions": distill.actions,
                                              "relabel_mean_abs_change": action_change, "learner": distill.learner,
                                              "trainer": (dwbc_cfg.model_dump() if dwbc_cfg is not None
-                                                         else cfg.model_dump(exclude={"per_algo"}))}), out)
+                                                         else cfg.model_dump(exclude={"per_algo"})),
+                                             # only when set, so the default's checkpoint keeps its bytes
+                                             **({} if distill.labeled_return_quantile is None else
+                                                {"labeled_return_quantile": distill.labeled_return_quantile})}), out)
     write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} {distill.source} pairs (share {share}) + "
                f"{len(lab_obs)} labeled-safe pairs (share {labeled_share}), actions {distill.actions}, "

@@ -105,6 +105,29 @@ def test_distill_mixture_weights_hold_the_share_or_the_plain_union():
         mixture_weights(10, 990, 0.25, 0, 0.25)
 
 
+def test_labeled_safe_episodes_take_the_score_threshold_and_the_demo_return_floor():
+    """z >= the smallest demo z picks the labeled-safe episodes; the return floor then drops those whose return is
+    below the asked quantile of the demos' returns, and an empty pick is refused unless the caller allows it."""
+    import pandas as pd
+
+    from dspo.core.errors import DataError
+    from dspo.data.schemas import SAFE_DEMO, UNLABELED
+    from dspo.learners.dspo.distill import labeled_safe_episodes
+
+    labeled = pd.DataFrame({
+        "episode_id": [0, 1, 2, 3, 4, 5, 6],
+        "split": [SAFE_DEMO] * 3 + [UNLABELED] * 4,
+        "return": [10.0, 20.0, 30.0, 5.0, 15.0, 25.0, 40.0],
+        "z": [0.8, 0.9, 0.7, 0.95, 0.75, 0.6, 0.71],
+    })
+    assert sorted(labeled_safe_episodes(labeled)) == [3, 4, 6]  # 5 scores below the smallest demo z 0.7
+    assert sorted(labeled_safe_episodes(labeled, return_quantile=0.0)) == [4, 6]  # 3 returns below every demo
+    assert sorted(labeled_safe_episodes(labeled, return_quantile=0.5)) == [6]  # demo median 20
+    with pytest.raises(DataError, match="return >= 30"):
+        labeled_safe_episodes(labeled.drop(index=6), return_quantile=1.0)
+    assert len(labeled_safe_episodes(labeled.drop(index=6), return_quantile=1.0, allow_empty=True)) == 0
+
+
 def test_distill_shares_that_cannot_be_drawn_are_refused():
     """labeled_share needs a numeric generated_share, must leave room for the demos, and is not the control too."""
     from dspo.core.config import load_params
@@ -118,7 +141,8 @@ def test_distill_shares_that_cannot_be_drawn_are_refused():
     for over, message in [({"labeled_share": 0.25, "generated_share": None}, "needs a number"),
                           ({"labeled_share": 0.8, "generated_share": 0.25}, "leaves no share for the demos"),
                           ({"labeled_share": 0.25, "source": "labeled_safe", "actions": "generated"}, "same episodes twice"),
-                          ({"source": "unlabeled", "actions": "inverse_dynamics"}, "relabels generated actions")]:
+                          ({"source": "unlabeled", "actions": "inverse_dynamics"}, "relabels generated actions"),
+                          ({"labeled_return_quantile": 1.5}, "labeled_return_quantile")]:
         with pytest.raises(ParamError, match=message):
             DistillConfig.from_params({**params, "distill": {**params["distill"], **over}})
 

@@ -162,6 +162,23 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source, learner
     assert ckpt["learner"] == learner and ckpt["trainer"]["steps"] == 20  # dwbc.steps or bc.steps, both 20 here
     assert (ckpt["relabel_mean_abs_change"] > 0) if relabeled else ckpt["relabel_mean_abs_change"] is None
 
+    if source == "generated+labeled_share" and learner == "bc":  # the return floor drops the low-return labeled-safe
+        pos = np.arange(len(ids))
+        returns = np.where(split == SAFE_DEMO, 1.0, np.where(pos % 4 == 1, 2.0, 0.0))
+        write_table(LABELED, {"episode_id": ids, "split": split, "return": returns, "z": z}, labels, task="BallCircle")
+        params["distill"]["labeled_return_quantile"] = 0.0  # return >= the smallest demo return, 1.0
+        (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+        rc, err = run_stage(workdir, "distill_bc.py", "--task", "BallCircle", "--generated", str(gen), "--labels",
+                            str(labels), "--seed", "0")
+        assert rc == 0, err
+        floored = ids[(split == UNLABELED) & (z >= 0.6) & (returns >= 1.0)]
+        assert 0 < len(floored) < len(chosen)
+        ckpt = torch.load(workdir / "models" / "BallCircle" / "dspo" / "seed0" / "policy.pt", weights_only=False)
+        assert ckpt["labeled_pairs"] == int(np.isin(data.episode_id, floored).sum())
+        assert ckpt["labeled_return_quantile"] == 0.0
+        params["distill"]["labeled_return_quantile"] = None
+        (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
     if source in ("labeled_safe", "generated+labeled_share"):  # nothing labeled safe
         write_table(LABELED, {"episode_id": ids, "split": split, "return": np.zeros(len(ids)),
                               "z": np.where(split == SAFE_DEMO, 0.9, 0.1)}, labels, task="BallCircle")

@@ -18,6 +18,11 @@ inverse-dynamics model, fitted on dataset.parquet's real transitions, says takes
 *beside* D^G: a further fraction of each batch, the rest staying on D^S. The chain's labels then reach the
 policy twice, through the generation's condition and as a filter on real data.
 
+`distill.labeled_return_quantile` (a lever) keeps, of the labeled-safe episodes, only those whose return reaches that
+quantile of the demos' returns (0: the smallest demo return; null: no floor). Why: a score that labels more of the
+truly safe episodes also labels the slow, low-return ones, and cloning them pulls the policy's return below the
+demos'; the floor asks for "safe *and* at least demo-good", from rewards and the demos alone (no cost label).
+
 `distill.learner: dwbc` (a lever) distills with DWBC (Xu et al. 2022) instead of plain BC: the same mixture of
 D^S and D^G (and labeled-safe episodes) is DWBC's *expert* set, drawn with the same per-pair weights, and D^U is
 its mixed set, with the `dwbc.*` settings the baseline was tuned to. Tuned DWBC on D^S alone is the strongest
@@ -51,6 +56,7 @@ class DistillConfig(Section):
     generated_share: UnitFloat | None  # fraction of each BC batch drawn from D^G; None = plain union D^S u D^G
     source: Literal["generated", "unlabeled", "labeled_safe"]  # what fills that share (module docstring)
     labeled_share: UnitFloat  # fraction of each batch from the D^U episodes labeled safe, beside D^G (0 = off)
+    labeled_return_quantile: UnitFloat | None = None  # labeled-safe episodes kept only if return >= this demo quantile
     actions: Literal["generated", "inverse_dynamics"]  # D^G's actions as sampled, or relabeled by g(s_t, s_{t+1})
     learner: Literal["bc", "dwbc"]  # the paper's BC on the mixture, or DWBC with the mixture as its expert set
     inverse_hidden: Widths  # the inverse-dynamics model (actions: inverse_dynamics; also scripts/generation_probe.py)
@@ -78,17 +84,25 @@ class DistillConfig(Section):
         return self
 
 
-def labeled_safe_episodes(labeled: pd.DataFrame, source: str = "labels", allow_empty: bool = False) -> np.ndarray:
-    """Ids of the non-demo episodes with z >= the smallest demo z (label_safety's generation condition).
+def labeled_safe_episodes(labeled: pd.DataFrame, source: str = "labels", allow_empty: bool = False,
+                          return_quantile: float | None = None) -> np.ndarray:
+    """Ids of the non-demo episodes with z >= the smallest demo z (label_safety's generation condition) and, with
+    `return_quantile`, return >= that quantile of the demos' returns.
 
     `allow_empty`: the `labeled_share` lever may find none on some task or seed and then falls back to the demos;
     the `labeled_safe` control, which exists to train on them, refuses instead."""
     demos = labeled["split"] == SAFE_DEMO
     if not demos.any():
         raise DataError(f"{source}: no safe demo is scored, so there is no safety threshold")
-    chosen = labeled.loc[~demos & (labeled["z"] >= labeled.loc[demos, "z"].min()), "episode_id"].to_numpy()
+    keep = ~demos & (labeled["z"] >= labeled.loc[demos, "z"].min())
+    floor = ""
+    if return_quantile is not None:
+        min_return = float(np.quantile(labeled.loc[demos, "return"].to_numpy(), return_quantile))
+        keep &= labeled["return"] >= min_return
+        floor = f" with return >= {min_return:g} (distill.labeled_return_quantile {return_quantile:g} of the demos')"
+    chosen = labeled.loc[keep, "episode_id"].to_numpy()
     if len(chosen) == 0 and not allow_empty:
-        raise DataError(f"{source}: no unlabeled episode scores at or above the smallest demo z; "
+        raise DataError(f"{source}: no unlabeled episode scores at or above the smallest demo z{floor}; "
                         "distill.source=labeled_safe has nothing to add (use generated or unlabeled)")
     return chosen
 
