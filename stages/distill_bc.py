@@ -74,7 +74,10 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         ids = labeled_safe_episodes(read_frame(LABELED, labels), str(labels), allow_empty=True,
                                     return_quantile=distill.labeled_return_quantile)
         if len(ids) == 0:  # no D^U episode clears the threshold: the share returns to the demos (recorded)
-            typer.echo(f"warning: no unlabeled episode is labeled safe in {labels}; labeled_share {labeled_share} -> 0")
+            floor = ("" if distill.labeled_return_quantile is None else
+                     f" with return >= the demos' {distill.labeled_return_quantile:g} quantile")
+            typer.echo(f"warning: no unlabeled episode is labeled safe{floor} in {labels}; "
+                       f"labeled_share {labeled_share} -> 0")
             labeled_share = 0.0
         else:
             chosen = data.select(np.isin(data.episode_id, ids))

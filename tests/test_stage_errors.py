@@ -176,8 +176,20 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source, learner
         ckpt = torch.load(workdir / "models" / "BallCircle" / "dspo" / "seed0" / "policy.pt", weights_only=False)
         assert ckpt["labeled_pairs"] == int(np.isin(data.episode_id, floored).sum())
         assert ckpt["labeled_return_quantile"] == 0.0
+        params["distill"]["labeled_return_quantile"] = 1.0  # above the best demo: none is, the share goes to the demos
+        (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+        write_table(LABELED, {"episode_id": ids, "split": split, "return": np.where(split == SAFE_DEMO, 3.0, returns),
+                              "z": z}, labels, task="BallCircle")
+        proc = subprocess.run([PYTHON, str(REPO / "stages" / "distill_bc.py"), "--task", "BallCircle", "--generated",
+                               str(gen), "--labels", str(labels), "--seed", "0"], cwd=workdir, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "labeled safe with return >= the demos' 1 quantile" in proc.stdout
+        assert "labeled_share 0.25 -> 0" in proc.stdout
         params["distill"]["labeled_return_quantile"] = None
         (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+        write_table(LABELED, {"episode_id": ids, "split": split, "return": np.zeros(len(ids)), "z": z}, labels,
+                    task="BallCircle")
 
     if source in ("labeled_safe", "generated+labeled_share"):  # nothing labeled safe
         write_table(LABELED, {"episode_id": ids, "split": split, "return": np.zeros(len(ids)),
