@@ -102,9 +102,7 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
                                              "relabel_mean_abs_change": action_change, "learner": distill.learner,
                                              "trainer": (dwbc_cfg.model_dump() if dwbc_cfg is not None
                                                          else cfg.model_dump(exclude={"per_algo"})),
-                                             # only when set, so the default's checkpoint keeps its bytes
-                                             **({} if distill.labeled_return_quantile is None else
-                                                {"labeled_return_quantile": distill.labeled_return_quantile})}), out)
+                                             "labeled_return_quantile": distill.labeled_return_quantile}), out)
     write_curve(curve, dirs["reports"] / "train" / algo / f"{seed_dir(seed)}.csv")
     typer.echo(f"{algo}: {len(demos.obs)} demo + {len(gen_obs)} {distill.source} pairs (share {share}) + "
                f"{len(lab_obs)} labeled-safe pairs (share {labeled_share}), actions {distill.actions}, "

@@ -188,8 +188,6 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source, learner
         assert "labeled_share 0.25 -> 0" in proc.stdout
         params["distill"]["labeled_return_quantile"] = None
         (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-        write_table(LABELED, {"episode_id": ids, "split": split, "return": np.zeros(len(ids)), "z": z}, labels,
-                    task="BallCircle")
 
     if source in ("labeled_safe", "generated+labeled_share"):  # nothing labeled safe
         write_table(LABELED, {"episode_id": ids, "split": split, "return": np.zeros(len(ids)),
