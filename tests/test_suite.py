@@ -156,6 +156,28 @@ def test_table1_counts_each_algorithms_tuning_configurations(tmp_path):
     assert {r["tuning_configs"] for r in t1_none["rows"]} == {1}
 
 
+def test_table1_marks_columns_that_ran_at_other_params(tmp_path):
+    """A column made at older defaults is flagged (†) and its moved keys named; the suite's own section is ignored."""
+    rewards = {"bc_safe": [0.4, 0.5], "dspo": [0.6, 0.7], "analysis_oracle_dspo": [0.9, 0.9]}
+    costs = {"bc_safe": [0.2, 0.3], "dspo": [0.5, 0.9], "analysis_oracle_dspo": [0.1, 0.1]}
+    dirs = {t: fake_task(tmp_path, t, rewards, costs) for t in ("BallCircle", "CarRun")}
+    now = {"disc": {"scorer": "rgm", "lr": 0.001}, "distill": {"labeled_share": 0.7}, "suite": {"jobs": 2}}
+    old = {"disc": {"scorer": "discriminator", "lr": 0.001}, "suite": {"jobs": 1}}
+    for task, ran in (("BallCircle", {**now, "suite": {"jobs": 1}}), ("CarRun", old)):
+        (dirs[task] / "params.yaml").write_text(yaml.safe_dump(ran))
+        (dirs[task] / "run.json").write_text(json.dumps({"commit": f"{task[:4].lower()}1234567"}))
+    t1, _ = write_suite_tables(dirs, tmp_path / "suite", current_params={t: now for t in dirs})
+    assert t1["provenance"]["BallCircle"] == {"commit": "ball1234567", "params_drift": []}
+    assert t1["provenance"]["CarRun"]["params_drift"] == ["disc.scorer", "distill.labeled_share"]
+    md = table1_markdown(t1)
+    assert "CarRun † reward" in md and "BallCircle † reward" not in md
+    assert "| BallCircle | ball1234 | as now |" in md
+    assert "| CarRun † | carr1234 | 2 differ: `disc.scorer`, `distill.labeled_share` |" in md
+    t1_unknown, _ = write_suite_tables(dirs, tmp_path / "suite2")  # without today's params nothing is claimed
+    assert "†" not in table1_markdown(t1_unknown)
+    assert t1_unknown["provenance"]["CarRun"]["params_drift"] is None
+
+
 def run_suite_cli(repo, *args: str) -> dict:
     """`scripts/suite.py` in `repo`; returns its run.json."""
     import subprocess

@@ -93,20 +93,23 @@ def copy_analysis_reports(src: Path, dest: Path) -> list[Path]:
     return copied
 
 
-def write_tables(repo: Path, tasks: list[str], out_dir: Path) -> list[str]:
+def write_tables(repo: Path, params: dict, tasks: list[str], out_dir: Path) -> list[str]:
     """Tables 1-2 and the figure from every task in `tasks` with a report under `out_dir` (each task's copy
-    keeps its dvc.lock: which commit and params made it); returns the tasks covered (none: nothing written)."""
+    keeps its dvc.lock and params: which commit and params made it, set against `params` now); returns the
+    tasks covered (none: nothing written)."""
     ordered = {t: out_dir / t for t in tasks if (out_dir / t / "results.json").exists()}
     if ordered:
-        write_suite_tables(ordered, out_dir, repo / TUNING_DIR)
+        write_suite_tables(ordered, out_dir, repo / TUNING_DIR,
+                           {t: suite_task_params(params, t) for t in ordered})
     return list(ordered)
 
 
 def rewrite_tables(repo: Path, params_path: Path, out_dir: Path) -> list[str]:
     """The tables again from the reports already under `out_dir` (no unit runs): after a tuning grid, or a
     change of how the tables read. Returns the tasks covered."""
-    cfg = SuiteConfig.from_params(load_params(params_path), source=params_path)
-    covered = write_tables(repo, cfg.tasks, out_dir)
+    params = load_params(params_path)
+    cfg = SuiteConfig.from_params(params, source=params_path)
+    covered = write_tables(repo, params, cfg.tasks, out_dir)
     if not covered:
         raise DSPOError(f"no task report under {out_dir}: run the suite first")
     return covered
@@ -205,7 +208,7 @@ def run_suite(repo: Path, params_path: Path, out_dir: Path, root: Path, tasks: l
                                                          if u["unit"].startswith(f"{task}/")]}, dest / "run.json")
     # tables cover every suite task with a report under out_dir (finished ones were just copied there), so
     # `--task X` adds X to the tables instead of replacing them
-    ordered = write_tables(repo, cfg.tasks, out_dir)
+    ordered = write_tables(repo, params, cfg.tasks, out_dir)
     failed = [u["unit"] for u in summary["units"] if not u["ok"]]
     if failed:
         raise DSPOError(f"suite units failed: {failed} (logs under {root / 'logs'}); tables cover "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import yaml
+
 from dspo.core.artifacts import atomic_path, read_json, save_figure, write_json
 from dspo.core.errors import MissingArtifactError
 from dspo.evaluation.report import best_safe, plot_rows, table2_markdown
@@ -43,7 +45,38 @@ def tuning_budgets(tuning_dir: Path | None, task: str, algos: list[str]) -> dict
     return out
 
 
-def table1(task_dirs: dict[str, Path], tuning_dir: Path | None = None) -> dict:
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def params_drift(ran: dict, current: dict) -> list[str]:
+    """Dotted keys whose value differs between the params a task's column ran with and the task's params now
+    (a key only one side has counts); the `suite` section is the driver's, not the pipeline's, and is skipped."""
+    a = {k: v for k, v in _flat(ran).items() if not k.startswith("suite.")}
+    b = {k: v for k, v in _flat(current).items() if not k.startswith("suite.")}
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, a) != b.get(k, b))
+
+
+def provenance(task_dir: Path, current: dict | None) -> dict:
+    """Which commit made a task's column (its run.json) and which params keys have moved since (its params.yaml
+    against `current`, the task's params now; None when either side is unknown)."""
+    run = read_json(task_dir / "run.json") if (task_dir / "run.json").exists() else {}
+    ran_path = task_dir / "params.yaml"
+    drift = (params_drift(yaml.safe_load(ran_path.read_text()) or {}, current)
+             if current is not None and ran_path.exists() else None)
+    return {"commit": run.get("commit"), "params_drift": drift}
+
+
+def table1(task_dirs: dict[str, Path], tuning_dir: Path | None = None,
+           current_params: dict[str, dict] | None = None) -> dict:
+    """Rows and comparisons of every task's test block; `current_params` (task -> its params now) lets each
+    column say whether it still stands for today's defaults."""
     results = {task: _read(d / "results.json") for task, d in task_dirs.items()}
     blocks = {r["eval_block"] for r in results.values()}
     if blocks != {"test"}:
@@ -56,6 +89,7 @@ def table1(task_dirs: dict[str, Path], tuning_dir: Path | None = None) -> dict:
             row["tuning_configs"] = budgets[row["algo"]]
     return {"eval_block": "test", "episodes_per_seed": min(r["episodes_per_seed"] for r in results.values()),
             "tasks": list(task_dirs), "rows": rows,
+            "provenance": {t: provenance(d, (current_params or {}).get(t)) for t, d in task_dirs.items()},
             "comparisons": [c for r in results.values() for c in r["comparisons"]]}
 
 
@@ -65,11 +99,14 @@ def table1_markdown(table: dict) -> str:
     by = {(r["task"], r["algo"]): r for r in table["rows"]}
     names = {r["algo"]: (r["name"], r["role"]) for r in table["rows"]}
     best = {t: best_safe([r for r in table["rows"] if r["task"] == t]) for t in tasks}
+    prov = table.get("provenance", {})
+    stale = {t for t in tasks if (prov.get(t) or {}).get("params_drift")}
+    head = {t: t + (" †" if t in stale else "") for t in tasks}
     lines = [f"# Suite, Table 1: test block ({table['episodes_per_seed']} episodes per seed)", "",
              "Per task: normalized reward (mean over learner seeds [95 % bootstrap CI over seeds]) | normalized cost "
              "(fraction of seeds safe). ✗ = unsafe (mean normalized cost > 1). **Bold** = best reward among safe "
              "methods and baselines. Analyses read the oracle and are listed last, never bold.", "",
-             "| algorithm | seeds | " + " | ".join(f"{t} reward | {t} cost" for t in tasks) + " |",
+             "| algorithm | seeds | " + " | ".join(f"{head[t]} reward | {head[t]} cost" for t in tasks) + " |",
              "|---|---|" + "---|---|" * len(tasks)]
     ordered = [a for a in algos if names[a][1] != ANALYSIS] + [a for a in algos if names[a][1] == ANALYSIS]
     for algo in ordered:
@@ -77,6 +114,19 @@ def table1_markdown(table: dict) -> str:
         cells = [_cell(by.get((t, algo)), best[t] == algo) for t in tasks]
         label = names[algo][0] + (" (analysis)" if names[algo][1] == ANALYSIS else "")
         lines.append(f"| {label} | {'/'.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    if prov:
+        lines += ["", "Columns: the commit each task's column ran at, and the params keys that have changed since "
+                  "(its `reports/suite/<task>/params.yaml` against params.yaml now, suite overrides applied)."
+                  + (" † = the column does not stand for today's defaults: rerun `python scripts/suite.py --task "
+                     "<task>`." if stale else ""),
+                  "", "| task | commit | params since |", "|---|---|---|"]
+        for t in tasks:
+            p = prov.get(t) or {}
+            drift = p.get("params_drift")
+            moved = ("unknown" if drift is None else "as now" if not drift else
+                     f"{len(drift)} differ: " + ", ".join(f"`{k}`" for k in drift[:12])
+                     + (f", … (+{len(drift) - 12})" if len(drift) > 12 else ""))
+            lines.append(f"| {head[t]} | {(p.get('commit') or '?')[:8]} | {moved} |")
     if any("tuning_configs" in r for r in table["rows"]):
         lines += ["", "Tuning budget: configurations each algorithm had on the task's tuning block (sum over its grids "
                   "in `reports/tuning/<task>/`; 1 = params.yaml as is):", "",
@@ -93,11 +143,12 @@ def table1_markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_suite_tables(task_dirs: dict[str, Path], out_dir: Path,
-                       tuning_dir: Path | None = None) -> tuple[dict, dict]:
+def write_suite_tables(task_dirs: dict[str, Path], out_dir: Path, tuning_dir: Path | None = None,
+                       current_params: dict[str, dict] | None = None) -> tuple[dict, dict]:
     """Write table1/table2 (json + md) and figure.png under `out_dir` from each task's report copies
-    (and each algorithm's tuning budget from `tuning_dir`, scripts/tune.py's reports)."""
-    t1 = table1(task_dirs, tuning_dir)
+    (and each algorithm's tuning budget from `tuning_dir`, scripts/tune.py's reports; each column's
+    provenance against `current_params`)."""
+    t1 = table1(task_dirs, tuning_dir, current_params)
     write_json(t1, out_dir / "table1.json")
     with atomic_path(out_dir / "table1.md") as tmp:
         tmp.write_text(table1_markdown(t1))
