@@ -60,7 +60,7 @@ def params_drift(ran: dict, current: dict) -> list[str]:
     (a key only one side has counts); the `suite` section is the driver's, not the pipeline's, and is skipped."""
     a = {k: v for k, v in _flat(ran).items() if not k.startswith("suite.")}
     b = {k: v for k, v in _flat(current).items() if not k.startswith("suite.")}
-    return sorted(k for k in a.keys() | b.keys() if a.get(k, a) != b.get(k, b))
+    return sorted(k for k in a.keys() | b.keys() if k not in a or k not in b or a[k] != b[k])
 
 
 def provenance(task_dir: Path, current: dict | None) -> dict:
