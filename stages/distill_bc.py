@@ -19,7 +19,8 @@ from dspo.data.schemas import (GENERATED, LABELED, SAFE_DEMO, UNLABELED, read_da
 from dspo.data.tasks import get_task
 from dspo.learners.bc import BCConfig, train_bc
 from dspo.learners.baselines.dwbc import DWBCConfig
-from dspo.learners.dspo.distill import DistillConfig, distill_dwbc, labeled_safe_episodes, mixture_weights
+from dspo.learners.dspo.distill import (DistillConfig, distill_dwbc, labeled_safe_episodes, labeled_safe_rule,
+                                        mixture_weights)
 from dspo.learners.dspo.inverse_dynamics import consecutive, fit_inverse_dynamics, generated_segments, relabel
 from dspo.learners.transitions import build_offline_data
 
@@ -71,13 +72,12 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
     lab_obs, lab_act = demos.obs[:0], demos.action[:0]
     labeled_share = distill.labeled_share
     if labeled_share > 0:  # the lever: labeled-safe real episodes beside D^G
-        ids = labeled_safe_episodes(read_frame(LABELED, labels), str(labels), allow_empty=True,
+        frame = read_frame(LABELED, labels)
+        ids = labeled_safe_episodes(frame, str(labels), allow_empty=True,
                                     return_quantile=distill.labeled_return_quantile)
         if len(ids) == 0:  # no D^U episode clears the threshold: the share returns to the demos (recorded)
-            floor = ("" if distill.labeled_return_quantile is None else
-                     f" with return >= the demos' {distill.labeled_return_quantile:g} quantile")
-            typer.echo(f"warning: no unlabeled episode is labeled safe{floor} in {labels}; "
-                       f"labeled_share {labeled_share} -> 0")
+            rule = labeled_safe_rule(frame, distill.labeled_return_quantile)[1]
+            typer.echo(f"warning: no unlabeled episode has {rule} in {labels}; labeled_share {labeled_share} -> 0")
             labeled_share = 0.0
         else:
             chosen = data.select(np.isin(data.episode_id, ids))

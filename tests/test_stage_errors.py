@@ -184,7 +184,8 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source, learner
                                str(gen), "--labels", str(labels), "--seed", "0"], cwd=workdir, capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
-        assert "labeled safe with return >= the demos' 1 quantile" in proc.stdout
+        assert "no unlabeled episode has z >= the smallest demo z" in proc.stdout
+        assert "(distill.labeled_return_quantile 1 of the demos')" in proc.stdout
         assert "labeled_share 0.25 -> 0" in proc.stdout
         params["distill"]["labeled_return_quantile"] = None
         (workdir / "params.yaml").write_text(yaml.safe_dump(params))
@@ -197,7 +198,7 @@ def test_distill_fills_the_share_from_the_chosen_source(workdir, source, learner
                               text=True, timeout=300)
         if source == "labeled_safe":  # the control exists to train on them: refused, with the knob to turn
             assert proc.returncode == 2
-            assert "no unlabeled episode scores at or above the smallest demo z" in proc.stderr
+            assert "no unlabeled episode has z >= the smallest demo z (0.9)" in proc.stderr
         else:  # the lever falls back to the demos (a default must run on every task), and says so
             assert proc.returncode == 0, proc.stderr
             assert "labeled_share 0.25 -> 0" in proc.stdout
