@@ -19,7 +19,7 @@ from dspo.data.schemas import (GENERATED, LABELED, SAFE_DEMO, UNLABELED, read_da
 from dspo.data.tasks import get_task
 from dspo.learners.bc import BCConfig, train_bc
 from dspo.learners.baselines.dwbc import DWBCConfig
-from dspo.learners.dspo.distill import (DistillConfig, distill_dwbc, labeled_safe_episodes, labeled_safe_rule,
+from dspo.learners.dspo.distill import (DistillConfig, distill_dwbc, labeled_safe_episodes,
                                         mixture_weights)
 from dspo.learners.dspo.inverse_dynamics import consecutive, fit_inverse_dynamics, generated_segments, relabel
 from dspo.learners.transitions import build_offline_data
@@ -66,17 +66,15 @@ def main(task: str = typer.Option(..., help="task name from the registry"),
         gen_obs, gen_act = unlabeled.obs, unlabeled.action
     elif distill.source == "labeled_safe":  # the control: the D^U episodes the labels call safe
         ids = labeled_safe_episodes(read_frame(LABELED, labels), str(labels),
-                                    return_quantile=distill.labeled_return_quantile)
+                                    return_quantile=distill.labeled_return_quantile)[0]
         chosen = data.select(np.isin(data.episode_id, ids))
         gen_obs, gen_act = chosen.obs, chosen.action
     lab_obs, lab_act = demos.obs[:0], demos.action[:0]
     labeled_share = distill.labeled_share
     if labeled_share > 0:  # the lever: labeled-safe real episodes beside D^G
-        frame = read_frame(LABELED, labels)
-        ids = labeled_safe_episodes(frame, str(labels), allow_empty=True,
-                                    return_quantile=distill.labeled_return_quantile)
+        ids, rule = labeled_safe_episodes(read_frame(LABELED, labels), str(labels), allow_empty=True,
+                                          return_quantile=distill.labeled_return_quantile)
         if len(ids) == 0:  # no D^U episode clears the threshold: the share returns to the demos (recorded)
-            rule = labeled_safe_rule(frame, distill.labeled_return_quantile)[1]
             typer.echo(f"warning: no unlabeled episode has {rule} in {labels}; labeled_share {labeled_share} -> 0")
             labeled_share = 0.0
         else:

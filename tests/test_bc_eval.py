@@ -120,12 +120,17 @@ def test_labeled_safe_episodes_take_the_score_threshold_and_the_demo_return_floo
         "return": [10.0, 20.0, 30.0, 5.0, 15.0, 25.0, 40.0],
         "z": [0.8, 0.9, 0.7, 0.95, 0.75, 0.6, 0.71],
     })
-    assert sorted(labeled_safe_episodes(labeled)) == [3, 4, 6]  # 5 scores below the smallest demo z 0.7
-    assert sorted(labeled_safe_episodes(labeled, return_quantile=0.0)) == [4, 6]  # 3 returns below every demo
-    assert sorted(labeled_safe_episodes(labeled, return_quantile=0.5)) == [6]  # demo median 20
+    ids, rule = labeled_safe_episodes(labeled)
+    assert sorted(ids) == [3, 4, 6] and rule == "z >= the smallest demo z (0.7)"  # 5 scores below it
+    assert sorted(labeled_safe_episodes(labeled, return_quantile=0.0)[0]) == [4, 6]  # 3 returns below every demo
+    ids, rule = labeled_safe_episodes(labeled, return_quantile=0.5)
+    assert sorted(ids) == [6] and "return >= 20 " in rule  # demo median 20
     with pytest.raises(DataError, match="return >= 30"):
         labeled_safe_episodes(labeled.drop(index=6), return_quantile=1.0)
-    assert len(labeled_safe_episodes(labeled.drop(index=6), return_quantile=1.0, allow_empty=True)) == 0
+    ids, rule = labeled_safe_episodes(labeled.drop(index=6), return_quantile=1.0, allow_empty=True)
+    assert len(ids) == 0 and "return >= 30 " in rule  # the words the lever's fallback warning prints
+    with pytest.raises(DataError, match="^my/labeled.parquet: no safe demo is scored"):
+        labeled_safe_episodes(labeled[labeled["split"] == UNLABELED], "my/labeled.parquet")
 
 
 def test_distill_shares_that_cannot_be_drawn_are_refused():

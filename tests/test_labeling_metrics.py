@@ -34,6 +34,7 @@ def test_best_f1_keeps_ties_on_one_side():
     f1, t = best_f1(scores, labels)
     assert f1 == pytest.approx(brute_force_best_f1(scores, labels)) and t == 1.0
     assert np.isnan(best_f1(scores, np.zeros(3, bool))[0])
+    assert all(np.isnan(best_f1(np.zeros(0), np.zeros(0, bool))))  # nothing scored: no threshold either
 
 
 def test_best_f1_equals_the_brute_force_maximum():

@@ -59,7 +59,7 @@ def best_f1(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
     n_pos = int(labels.sum())
-    if n_pos == 0 or len(scores) == 0:
+    if n_pos == 0:  # also the empty case
         return float("nan"), float("nan")
     order = np.argsort(-scores, kind="stable")
     s, tp = scores[order], np.cumsum(labels[order])

@@ -84,13 +84,17 @@ class DistillConfig(Section):
         return self
 
 
-def labeled_safe_rule(labeled: pd.DataFrame, return_quantile: float | None = None) -> tuple[pd.Series, str]:
-    """Which non-demo episodes count as labeled safe: z >= the smallest demo z (label_safety's generation condition)
-    and, with `return_quantile`, return >= that quantile of the demos' returns; and the rule in words, so the error
-    and the fallback warning that say none passed name the same thresholds."""
+def labeled_safe_episodes(labeled: pd.DataFrame, source: str = "labels", allow_empty: bool = False,
+                          return_quantile: float | None = None) -> tuple[np.ndarray, str]:
+    """Ids of the non-demo episodes that count as labeled safe, and the rule in words (for the fallback warning).
+
+    The rule: z >= the smallest demo z (label_safety's generation condition) and, with `return_quantile`, return >=
+    that quantile of the demos' returns. `allow_empty`: the `labeled_share` lever may find none on some task or seed
+    and then falls back to the demos; the `labeled_safe` control, which exists to train on them, refuses instead.
+    """
     demos = labeled["split"] == SAFE_DEMO
     if not demos.any():
-        raise DataError("no safe demo is scored, so there is no safety threshold")
+        raise DataError(f"{source}: no safe demo is scored, so there is no safety threshold")
     min_z = float(labeled.loc[demos, "z"].min())
     keep = ~demos & (labeled["z"] >= min_z)
     rule = f"z >= the smallest demo z ({min_z:g})"
@@ -98,24 +102,11 @@ def labeled_safe_rule(labeled: pd.DataFrame, return_quantile: float | None = Non
         min_return = float(np.quantile(labeled.loc[demos, "return"].to_numpy(), return_quantile))
         keep &= labeled["return"] >= min_return
         rule += f" and return >= {min_return:g} (distill.labeled_return_quantile {return_quantile:g} of the demos')"
-    return keep, rule
-
-
-def labeled_safe_episodes(labeled: pd.DataFrame, source: str = "labels", allow_empty: bool = False,
-                          return_quantile: float | None = None) -> np.ndarray:
-    """Ids of the episodes `labeled_safe_rule` keeps.
-
-    `allow_empty`: the `labeled_share` lever may find none on some task or seed and then falls back to the demos;
-    the `labeled_safe` control, which exists to train on them, refuses instead."""
-    try:
-        keep, rule = labeled_safe_rule(labeled, return_quantile)
-    except DataError as err:
-        raise DataError(f"{source}: {err}") from None
     chosen = labeled.loc[keep, "episode_id"].to_numpy()
     if len(chosen) == 0 and not allow_empty:
         raise DataError(f"{source}: no unlabeled episode has {rule}; "
                         "distill.source=labeled_safe has nothing to add (use generated or unlabeled)")
-    return chosen
+    return chosen, rule
 
 
 def mixture_weights(n_demo: int, n_generated: int, generated_share: float | None,

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dspo.core.artifacts import load_checkpoint, save_checkpoint
+from dspo.core.artifacts import save_checkpoint
 from dspo.core.config import seed_everything
 from dspo.core.errors import DataError, ParamError
 from dspo.data.episodes import episodes_of
@@ -118,13 +118,6 @@ def scorer_rgm_config(disc_cfg, params: dict, source: str | os.PathLike = "param
     if not disc_cfg.rgm_settings:
         return base
     return RGMConfig.from_section({**base.model_dump(), **disc_cfg.rgm_settings}, "disc.rgm_settings", source)
-
-
-def load_rgm_scorer(path: str | os.PathLike, *, task: str | None = None, obs_dim: int | None = None,
-                    act_dim: int | None = None) -> tuple[RGMScorer, dict]:
-    ckpt = load_checkpoint(path, SCORER_KIND, task=task, obs_dim=obs_dim, act_dim=act_dim,
-                           producer="train_discriminator")
-    return RGMScorer.from_checkpoint(ckpt), ckpt
 
 
 def train_rgm_scorer(data: StepData, act_low: np.ndarray, act_high: np.ndarray, cfg: RGMConfig,
